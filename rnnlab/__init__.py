@@ -1,0 +1,40 @@
+"""rnnlab: recurrent networks that train on long sequences, with the gradient through time made visible."""
+
+from rnnlab import init
+from rnnlab.cells import (
+    Cell,
+    GRUCell,
+    HiddenState,
+    IndRNNCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    LSTMState,
+    RNNCell,
+)
+from rnnlab.layers import GRU, LSTM, RNN, IndRNN, LayerNormGRU, LayerNormLSTM, Recurrent, cell_type
+from rnnlab.models import SequenceModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Cell",
+    "GRUCell",
+    "HiddenState",
+    "IndRNN",
+    "IndRNNCell",
+    "LSTMCell",
+    "LSTMState",
+    "LayerNormGRU",
+    "LayerNormGRUCell",
+    "LayerNormLSTM",
+    "LayerNormLSTMCell",
+    "RNNCell",
+    "Recurrent",
+    "SequenceModel",
+    "cell_type",
+    "init",
+]

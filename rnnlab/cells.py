@@ -1,0 +1,359 @@
+"""Recurrent cells: one time step on a (B, I) batch, as pure functions of named parameters.
+
+A `Cell` is a description, not a container. It names and shapes its parameters, projects inputs (for all
+time steps in one matmul when a layer asks) and advances the state by one step:
+
+    px_t = project(params, x_t)                  # (B, I) -> (B, G*H), G gate blocks
+    state_t, gates_t = step(params, px_t, state_{t-1})
+
+Used on its own, a cell is a module that owns its parameters under `torch.nn.LSTMCell`'s names and runs
+`forward(x_t, state) -> state`, so torch's cell weights load unchanged. Inside `rnnlab.Recurrent` the
+layer owns the parameters (under torch's names `weight_ih_l0`, ...) and keeps each cell as a bare
+description on the `meta` device, calling `step(params, ...)` with its own tensors. A new cell is a subclass
+with `gate_names`, `parameter_shapes` (when it differs from torch's four) and `step`; masking, direction,
+stacking and diagnostics come from the layer.
+
+`gates_t` maps a name to an activation of shape (B, H) so that diagnostics can measure saturation without
+recomputing anything: `sigmoid_gates` and `tanh_units` list which names are which.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Params = Mapping[str, Tensor]
+Gates = dict[str, Tensor]
+
+
+class HiddenState(NamedTuple):
+    """State of the cells that carry only `h` (RNN, GRU, IndRNN): (B, H)."""
+
+    h: Tensor
+
+
+class LSTMState(NamedTuple):
+    """State of the LSTM cells, in PyTorch's order `(h, c)`: each (B, H)."""
+
+    h: Tensor
+    c: Tensor
+
+
+class Cell(nn.Module):
+    """One recurrent step as a pure function of named parameters (see the module docstring).
+
+    Args:
+        input_size: features I of `x_t`.
+        hidden_size: units H of `h_t`.
+        bias: whether the cell has bias parameters.
+        device, dtype: where its own parameters live (`"meta"` for a bare description).
+
+    Shape:
+        `forward(x_t, state)`: x_t (B, I), state a NamedTuple of (B, H) tensors (or None for zeros).
+    """
+
+    #: names of the gate blocks stacked along dim 0 of `weight_ih` / `weight_hh`, in torch's order.
+    gate_names: ClassVar[tuple[str, ...]] = ("h",)
+    #: the state's NamedTuple; its first field is always `h`, the cell's output.
+    state_type: ClassVar[type[tuple[Any, ...]]] = HiddenState
+    #: parameters that the input / recurrent initialisers act on.
+    input_weights: ClassVar[tuple[str, ...]] = ("weight_ih",)
+    recurrent_weights: ClassVar[tuple[str, ...]] = ("weight_hh",)
+    #: biases whose gate blocks add up to the effective gate bias (forget bias goes into the first).
+    gate_biases: ClassVar[tuple[str, ...]] = ("bias_ih", "bias_hh")
+    #: gate names that `forget_bias` / `chrono` act on (the gate that keeps the past), if any.
+    keep_gate: ClassVar[str | None] = None
+    #: gates passed through a sigmoid and units passed through a tanh, for saturation diagnostics.
+    sigmoid_gates: ClassVar[tuple[str, ...]] = ()
+    tanh_units: ClassVar[tuple[str, ...]] = ()
+    #: name of torch's fused kernel with the same maths (`torch.lstm`, ...), or None.
+    fused_op: ClassVar[str | None] = None
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, *, device: Any = None, dtype: Any = None
+    ) -> None:
+        if input_size <= 0 or hidden_size <= 0:
+            raise ValueError(
+                f"input_size and hidden_size must be positive, got input_size={input_size}, "
+                f"hidden_size={hidden_size}"
+            )
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        for name, shape in self.parameter_shapes().items():
+            self.register_parameter(name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
+        self.reset_parameters()
+
+    @property
+    def gate_count(self) -> int:
+        return len(self.gate_names)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every parameter; torch's layout by default."""
+        g, h = self.gate_count * self.hidden_size, self.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (g, self.input_size), "weight_hh": (g, h)}
+        if self.bias:
+            shapes |= {"bias_ih": (g,), "bias_hh": (g,)}
+        return shapes
+
+    def reset_parameters(self, params: Params | None = None) -> None:
+        """torch's default: every parameter uniform in ±1/√H (this cell's own when `params` is None)."""
+        params = self.own_parameters() if params is None else params
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for p in params.values():
+                p.uniform_(-bound, bound)
+
+    def project(self, params: Params, x: Tensor) -> Tensor:
+        """Input projection `W_ih x + b_ih`, for one step (B, I) or all steps (T, B, I) at once."""
+        return F.linear(x, params["weight_ih"], params.get("bias_ih"))
+
+    def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
+        """One step from the projected input `px` (B, G*H): returns the new state and the gate activations."""
+        raise NotImplementedError
+
+    def init_state(self, batch: int, *, dtype: Any = None, device: Any = None) -> Any:
+        """The zero state for `batch` sequences (by default on this cell's own device and dtype)."""
+        own = self.weight_ih
+        dtype = own.dtype if dtype is None else dtype
+        device = own.device if device is None else device
+        zeros = torch.zeros(batch, self.hidden_size, dtype=dtype, device=device)
+        return self.state_type(*([zeros] * len(self.state_type._fields)))
+
+    def own_parameters(self) -> dict[str, Tensor]:
+        return dict(self.named_parameters(recurse=False))
+
+    def forward(self, x: Tensor, state: Any = None) -> Any:
+        """One step with this cell's own parameters: x (B, I) -> new state."""
+        if x.dim() != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"expected input of shape (batch, {self.input_size}), got {tuple(x.shape)}")
+        if state is None:
+            state = self.init_state(x.shape[0])
+        elif isinstance(state, Tensor):
+            state = (state,)
+        params = self.own_parameters()
+        new_state, _ = self.step(params, self.project(params, x), tuple(state))
+        return new_state
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+
+
+class RNNCell(Cell):
+    """Elman cell: `h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`, f = tanh or relu."""
+
+    gate_names = ("h",)
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", **kwargs: Any
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, bias, **kwargs)
+
+    @property
+    def tanh_units(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("h",) if self.nonlinearity == "tanh" else ()
+
+    @property
+    def fused_op(self) -> str:  # type: ignore[override]
+        return f"rnn_{self.nonlinearity}"
+
+    def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
+        pre = px + F.linear(state[0], params["weight_hh"], params.get("bias_hh"))
+        h = torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre)
+        return HiddenState(h), {"h": h}
+
+
+class LSTMCell(Cell):
+    """LSTM cell, torch's gate order i, f, g, o:
+
+    i, f, o = σ(·), g = tanh(·) of `W_ih x_t + b_ih + W_hh h_{t-1} + b_hh`;
+    `c_t = f ⊙ c_{t-1} + i ⊙ g`, `h_t = o ⊙ tanh(c_t)`.
+    """
+
+    gate_names = ("i", "f", "g", "o")
+    state_type = LSTMState
+    keep_gate = "f"
+    sigmoid_gates = ("i", "f", "o")
+    tanh_units = ("g", "tanh_c")
+    fused_op = "lstm"
+
+    def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
+        h, c = state
+        gates = px + F.linear(h, params["weight_hh"], params.get("bias_hh"))
+        return _lstm_update(gates, c)
+
+
+def _lstm_update(gates: Tensor, c: Tensor, c_norm: Any = None) -> tuple[LSTMState, Gates]:
+    i, f, g, o = gates.chunk(4, 1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c = f * c + i * g
+    tanh_c = torch.tanh(c if c_norm is None else c_norm(c))
+    h = o * tanh_c
+    return LSTMState(h, c), {"i": i, "f": f, "g": g, "o": o, "tanh_c": tanh_c}
+
+
+class GRUCell(Cell):
+    """GRU cell, torch's gate order r, z, n:
+
+    `r = σ(W_ir x + b_ir + W_hr h + b_hr)`, `z = σ(…)`, `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))`,
+    `h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}` (z is the gate that keeps the past).
+    """
+
+    gate_names = ("r", "z", "n")
+    keep_gate = "z"
+    sigmoid_gates = ("r", "z")
+    tanh_units = ("n",)
+    fused_op = "gru"
+
+    def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
+        hh = F.linear(state[0], params["weight_hh"], params.get("bias_hh"))
+        return _gru_update(px, hh, state[0])
+
+
+def _gru_update(px: Tensor, hh: Tensor, h: Tensor) -> tuple[HiddenState, Gates]:
+    xr, xz, xn = px.chunk(3, 1)
+    hr, hz, hn = hh.chunk(3, 1)
+    r = torch.sigmoid(xr + hr)
+    z = torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)
+    return HiddenState(n + z * (h - n)), {"r": r, "z": z, "n": n}
+
+
+class _LayerNormCell(Cell):
+    """Shared parameters of the layer-normalised cells (Ba et al. 2016): the input and recurrent
+    projections are each normalised over their G*H gate pre-activations; LN's shifts act as the biases."""
+
+    gate_biases = ("ln_ih_bias", "ln_hh_bias")
+    eps: ClassVar[float] = 1e-5
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        g, h = self.gate_count * self.hidden_size, self.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (g, self.input_size), "weight_hh": (g, h)}
+        shapes |= {"ln_ih_weight": (g,), "ln_hh_weight": (g,)}
+        if self.bias:
+            shapes |= {"ln_ih_bias": (g,), "ln_hh_bias": (g,)}
+        return shapes
+
+    def reset_parameters(self, params: Params | None = None) -> None:
+        params = self.own_parameters() if params is None else params
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for name, p in params.items():
+                if name.startswith("weight_"):
+                    p.uniform_(-bound, bound)
+                elif name.endswith("_weight"):
+                    p.fill_(1.0)
+                else:
+                    p.zero_()
+
+    def _norm(self, params: Params, x: Tensor, which: str) -> Tensor:
+        return F.layer_norm(
+            x, x.shape[-1:], params[f"ln_{which}_weight"], params.get(f"ln_{which}_bias"), self.eps
+        )
+
+    def project(self, params: Params, x: Tensor) -> Tensor:
+        return self._norm(params, F.linear(x, params["weight_ih"]), "ih")
+
+    def _recurrent(self, params: Params, h: Tensor) -> Tensor:
+        return self._norm(params, F.linear(h, params["weight_hh"]), "hh")
+
+
+class LayerNormLSTMCell(_LayerNormCell):
+    """LSTM with layer norm on both gate projections and on the cell state before its tanh:
+
+    `gates = LN(W_ih x_t) + LN(W_hh h_{t-1})`, `c_t = f ⊙ c_{t-1} + i ⊙ g`, `h_t = o ⊙ tanh(LN(c_t))`.
+    """
+
+    gate_names = LSTMCell.gate_names
+    state_type = LSTMState
+    keep_gate = "f"
+    sigmoid_gates = LSTMCell.sigmoid_gates
+    tanh_units = LSTMCell.tanh_units
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = super().parameter_shapes()
+        shapes["ln_c_weight"] = (self.hidden_size,)
+        if self.bias:
+            shapes["ln_c_bias"] = (self.hidden_size,)
+        return shapes
+
+    def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
+        h, c = state
+        return _lstm_update(px + self._recurrent(params, h), c, lambda c: self._norm(params, c, "c"))
+
+
+class LayerNormGRUCell(_LayerNormCell):
+    """GRU with layer norm on both gate projections: torch's GRU maths on `LN(W_ih x)` and `LN(W_hh h)`."""
+
+    gate_names = GRUCell.gate_names
+    keep_gate = "z"
+    sigmoid_gates = GRUCell.sigmoid_gates
+    tanh_units = GRUCell.tanh_units
+
+    def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
+        return _gru_update(px, self._recurrent(params, state[0]), state[0])
+
+
+class IndRNNCell(Cell):
+    """Independently recurrent cell (Li et al. 2018): `h_t = f(W_ih x_t + b + u ⊙ h_{t-1})`.
+
+    Each unit has one recurrent weight `u` (the vector `weight_hh`, shape (H,)), clamped in the forward pass
+    to |u| ≤ `recurrent_max`, which bounds how fast that unit's gradient can grow through time
+    (|u|^T over T steps; Li et al. choose the bound so it stays finite).
+    """
+
+    gate_biases = ("bias_ih",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "relu",
+        recurrent_max: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        if not recurrent_max > 0:
+            raise ValueError(f"recurrent_max must be positive, got {recurrent_max}")
+        self.nonlinearity = nonlinearity
+        self.recurrent_max = float(recurrent_max)
+        super().__init__(input_size, hidden_size, bias, **kwargs)
+
+    @property
+    def tanh_units(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("h",) if self.nonlinearity == "tanh" else ()
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {
+            "weight_ih": (self.hidden_size, self.input_size),
+            "weight_hh": (self.hidden_size,),
+        }
+        if self.bias:
+            shapes["bias_ih"] = (self.hidden_size,)
+        return shapes
+
+    def reset_parameters(self, params: Params | None = None) -> None:
+        params = self.own_parameters() if params is None else params
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            params["weight_ih"].uniform_(-bound, bound)
+            params["weight_hh"].uniform_(0.0, min(1.0, self.recurrent_max))
+            if "bias_ih" in params:
+                params["bias_ih"].zero_()
+
+    def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
+        u = params["weight_hh"].clamp(-self.recurrent_max, self.recurrent_max)
+        pre = px + u * state[0]
+        h = torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre)
+        return HiddenState(h), {"h": h}
