@@ -13,8 +13,8 @@ projection `W_ih x + b` of all steps happens outside, in one matmul under ordina
 
 A kernel describes one cell type: `forward_step` (new state, tensors kept for backward) and
 `backward_step` (gradients of the input projection and of the recurrent projection `W_hh h + b_hh`, the
-part of each state's gradient that bypasses `W_hh`, and the total `∂L/∂c_t` where there is a c). Kernels exist for torch's three cells; other cells use the
-per-step autograd scan in `layers.py`, which is their reference and theirs alone.
+part of each state's gradient that bypasses `W_hh`, and the total `∂L/∂c_t` where there is a c).
+Kernels exist for torch's three cells; other cells use the per-step autograd scan in `layers.py`.
 
 Masks: with variable lengths, `mask[t]` (B, 1) is 1 while step t is inside the sequence. A masked step
 keeps the previous state and outputs zeros, so the final state is the state at each sequence's own end.
@@ -160,18 +160,21 @@ def kernel_for(cell: Any) -> Kernel | None:
 
 class _Scan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, kernel, observer, px, weight_hh, bias_hh, mask, *state0):  # type: ignore[override]
+    def forward(ctx, kernel, observer, px, weight_hh, bias_hh, mask, *state0):
         T = px.shape[0]
         if kernel.fold_recurrent_bias and bias_hh is not None:
             px = px + bias_hh
         keep = mask.to(px.dtype) if mask is not None else None
         state = tuple(state0)
-        prev_h, saved, outputs, states = [], [], [], []
+        prev_h: list[Tensor] = []
+        saved: list[tuple[Tensor, ...]] = []
+        outputs: list[Tensor] = []
+        states: list[tuple[Tensor, ...]] = []
         for t in range(T):
             new, kept = kernel.forward_step(px[t], state, weight_hh, bias_hh)
             prev_h.append(state[0])
             saved.append(kept)
-            if mask is not None:
+            if mask is not None and keep is not None:
                 m = mask[t]
                 outputs.append(new[0] * keep[t])
                 new = tuple(torch.where(m, n, s) for n, s in zip(new, state, strict=True))
@@ -191,14 +194,15 @@ class _Scan(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_out, *d_final):  # type: ignore[override]
+    def backward(ctx, d_out, *d_final):
         weight_hh, keep = ctx.saved_tensors
         kernel, saved, prev_h = ctx.kernel, ctx.saved, ctx.prev_h
         T = len(saved)
         dstate = [torch.zeros_like(prev_h[0]) if d is None else d for d in d_final]
         if d_out is None:
             d_out = torch.zeros((T, *prev_h[0].shape), dtype=prev_h[0].dtype, device=prev_h[0].device)
-        dpx, dhh = [None] * T, [None] * T
+        dpx: list[Tensor] = [d_out] * T  # placeholders, each overwritten below
+        dhh: list[Tensor] = [d_out] * T
         observed: list[tuple[Tensor, ...]] = []
         for t in range(T - 1, -1, -1):
             if keep is not None:

@@ -60,7 +60,7 @@ class Cell(nn.Module):
     #: names of the gate blocks stacked along dim 0 of `weight_ih` / `weight_hh`, in torch's order.
     gate_names: ClassVar[tuple[str, ...]] = ("h",)
     #: the state's NamedTuple; its first field is always `h`, the cell's output.
-    state_type: ClassVar[type[tuple[Any, ...]]] = HiddenState
+    state_type: ClassVar[type[Any]] = HiddenState
     #: parameters that the input / recurrent initialisers act on.
     input_weights: ClassVar[tuple[str, ...]] = ("weight_ih",)
     recurrent_weights: ClassVar[tuple[str, ...]] = ("weight_hh",)

@@ -69,7 +69,9 @@ def resolve(spec: str | Initialiser) -> Initialiser | None:
     if callable(spec):
         return spec
     if not isinstance(spec, str):
-        raise ValueError(f"init must be a name or a callable, got {type(spec).__name__}; valid names: {VALID}")
+        raise ValueError(
+            f"init must be a name or a callable, got {type(spec).__name__}; valid names: {VALID}"
+        )
     if spec == "default":
         return None
     match = re.fullmatch(r"normal\(\s*(?:std\s*=\s*)?([0-9.eE+-]+)\s*\)", spec)
@@ -140,7 +142,7 @@ def initialize(
     Args:
         init: a name, a callable acting on one block in place, or `{"input": ..., "recurrent": ...}`.
         forget_bias: constant bias of the keep gate (LSTM forget gate, GRU update gate).
-        chrono: T_max of chrono initialisation (keep-gate bias log U[1, T_max−1], LSTM input bias its negative).
+        chrono: T_max of chrono initialisation (keep-gate bias log U[1, T_max−1], LSTM input bias minus it).
         spectral_radius: scale every recurrent block to this spectral radius (the classic criterion:
             below 1 gradients shrink through time, above 1 they can grow).
     """
@@ -148,14 +150,18 @@ def initialize(
     if forget_bias is not None and chrono is not None:
         raise ValueError("forget_bias and chrono both set the forget-gate bias: give one of them")
     if chrono is not None and not chrono > 2:
-        raise ValueError(f"chrono is T_max, the longest time dependency in steps; it must be > 2, got {chrono}")
+        raise ValueError(
+            f"chrono is T_max, the longest time dependency in steps; it must be > 2, got {chrono}"
+        )
     if spectral_radius is not None and not spectral_radius > 0:
         raise ValueError(f"spectral_radius must be positive, got {spectral_radius}")
     for cell, params in _groups(target):
         gates = cell.gate_count
         with torch.no_grad():
             for names, fn in ((cell.input_weights, input_init), (cell.recurrent_weights, recurrent_init)):
-                for name in names if fn is not None else ():
+                if fn is None:
+                    continue
+                for name in names:
                     for block in blocks(params[name], gates):
                         fn(block)
             if init is not None:
@@ -186,15 +192,18 @@ def _set_keep_bias(cell: Any, params: Mapping[str, Tensor], forget_bias: float |
     for i, bias in enumerate(biases):  # the effective bias is the sum: put it all in the first
         blocks(bias, gates)[keep].copy_(value if i == 0 else torch.zeros_like(value))
         if chrono is not None and "i" in cell.gate_names:
-            blocks(bias, gates)[cell.gate_names.index("i")].copy_(-value if i == 0 else torch.zeros_like(value))
+            blocks(bias, gates)[cell.gate_names.index("i")].copy_(
+                -value if i == 0 else torch.zeros_like(value)
+            )
 
 
 def _groups(target: Any) -> Iterable[tuple[Any, dict[str, Tensor]]]:
     if hasattr(target, "cells") and hasattr(target, "cell_parameters"):
         for layer in range(target.num_layers):
             for direction in range(target.num_directions):
-                yield target.cells[layer * target.num_directions + direction], target.cell_parameters(
-                    layer, direction
+                yield (
+                    target.cells[layer * target.num_directions + direction],
+                    target.cell_parameters(layer, direction),
                 )
     else:
         yield target, target.own_parameters()

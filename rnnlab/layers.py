@@ -138,10 +138,10 @@ class Recurrent(nn.Module):
 
     def forward(self, input: Tensor | PackedSequence, hx: Any = None, lengths: Tensor | None = None) -> Any:
         packed = input if isinstance(input, PackedSequence) else None
-        if packed is not None:
+        if isinstance(input, PackedSequence):
             if lengths is not None:
                 raise ValueError("pass lengths or a PackedSequence, not both")
-            x, lengths = pad_packed_sequence(packed)  # (T, B, I), original batch order
+            x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
             unbatched = False
         else:
             x, unbatched = self._time_major(input)
@@ -204,7 +204,9 @@ class Recurrent(nn.Module):
             raise ValueError(f"lengths must have shape ({B},) (one per sequence), got {tuple(lengths.shape)}")
         low, high = int(lengths.min()), int(lengths.max())
         if low < 1 or high > T:
-            raise ValueError(f"lengths must lie in [1, {T}] (the number of time steps), got min {low}, max {high}")
+            raise ValueError(
+                f"lengths must lie in [1, {T}] (the number of time steps), got min {low}, max {high}"
+            )
         return lengths.to(device=device, dtype=torch.long)
 
     def _initial_state(self, hx: Any, B: int, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
@@ -239,9 +241,12 @@ class Recurrent(nn.Module):
             out, *final = op(x, hx, weights, *common, False)
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+            assert packed.sorted_indices is not None and packed.unsorted_indices is not None
             hx = _index_state(hx, packed.sorted_indices)
             data, *final = op(packed.data, packed.batch_sizes, hx, weights, *common)
-            out_packed = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+            out_packed = PackedSequence(
+                data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+            )
             out, _ = pad_packed_sequence(out_packed, total_length=x.shape[0])
             final = list(_index_state(tuple(final), packed.unsorted_indices))
         return out, tuple(final)
@@ -287,9 +292,14 @@ class Recurrent(nn.Module):
 
 def _autograd_scan(cell: Cell, params, px: Tensor, state: tuple[Tensor, ...], mask, observer):
     """The reference scan: the cell's own step under autograd, one step at a time."""
+    watch = _AutogradWatch(observer, px.shape[0], state) if observer is not None else None
+    if watch is not None and px.requires_grad:
+        px = _AfterBackward.apply(watch.flush, px)
     outputs, states, gates = [], [], []
     for t in range(px.shape[0]):
         new, g = cell.step(params, px[t], state)
+        if watch is not None:
+            watch.hook(t, new)  # before masking: ∂L/∂(new state) is zero at masked steps
         if mask is not None:
             m = mask[t]
             outputs.append(torch.where(m, new[0], 0.0))
@@ -297,40 +307,55 @@ def _autograd_scan(cell: Cell, params, px: Tensor, state: tuple[Tensor, ...], ma
         else:
             outputs.append(new[0])
         state = tuple(new)
-        if observer is not None:
+        if watch is not None:
             states.append(state)
             gates.append(g)
     if observer is not None:
-        _observe_autograd(observer, states, gates, mask)
+        observer.forward(
+            tuple(torch.stack([s[i].detach() for s in states]) for i in range(len(state))),
+            {k: torch.stack([g[k].detach() for g in gates]) for k in gates[0]},
+            mask,
+        )
     return torch.stack(outputs), state
 
 
-def _observe_autograd(observer, states, gates, mask) -> None:
-    """Hand the steps to the observer and collect `∂L/∂state_t` with tensor hooks during backward."""
-    T, fields = len(states), len(states[0])
-    observer.forward(
-        tuple(torch.stack([s[i].detach() for s in states]) for i in range(fields)),
-        {k: torch.stack([g[k].detach() for g in gates]) for k in gates[0]},
-        mask,
-    )
-    grads: list[list[Tensor | None]] = [[None] * T for _ in range(fields)]
-    pending = [T * fields]
+class _AutogradWatch:
+    """Collects `∂L/∂state_t` with tensor hooks; `flush` hands them over once the scan's backward is done."""
 
-    def hook(i: int, t: int):
+    def __init__(self, observer: bptt.Observer, T: int, state: tuple[Tensor, ...]) -> None:
+        self.observer, self.zeros = observer, torch.zeros_like(state[0])
+        self.grads: list[list[Tensor | None]] = [[None] * T for _ in state]
+
+    def hook(self, t: int, state: tuple[Tensor, ...]) -> None:
+        for i, tensor in enumerate(state):
+            if tensor.requires_grad:
+                tensor.register_hook(self._recorder(i, t))
+
+    def _recorder(self, i: int, t: int) -> Callable[[Tensor], None]:
         def record(grad: Tensor) -> None:
-            grads[i][t] = grad if mask is None else grad * mask[t]
-            pending[0] -= 1
-            if pending[0] == 0:
-                observer.backward(tuple(torch.stack(g) for g in grads))  # type: ignore[misc]
+            self.grads[i][t] = grad
 
         return record
 
-    for t, s in enumerate(states):
-        for i, tensor in enumerate(s):
-            if tensor.requires_grad:
-                tensor.register_hook(hook(i, t))
-            else:
-                pending[0] -= 1
+    def flush(self, _: Tensor) -> None:
+        """Called after every step's gradient exists; a state the loss never reached gets zeros."""
+        self.observer.backward(
+            tuple(torch.stack([self.zeros if g is None else g for g in field]) for field in self.grads)
+        )
+
+
+class _AfterBackward(torch.autograd.Function):
+    """Identity on px; its backward runs after every step of the scan has back-propagated (px feeds all)."""
+
+    @staticmethod
+    def forward(ctx: Any, callback: Callable[[Tensor], None], px: Tensor) -> Tensor:
+        ctx.callback = callback
+        return px.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
+        ctx.callback(grad)
+        return None, grad
 
 
 def _reverse_index(lengths: Tensor, T: int) -> Tensor:
@@ -379,9 +404,17 @@ class RNN(Recurrent):
     batch_first=False, dropout=0.0, bidirectional=False, ...)`, the same positional order as torch's."""
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh", *args: Any, **kwargs: Any
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(RNNCell, input_size, hidden_size, num_layers, *args, nonlinearity=nonlinearity, **kwargs)
+        super().__init__(
+            RNNCell, input_size, hidden_size, num_layers, *args, nonlinearity=nonlinearity, **kwargs
+        )
 
 
 class LayerNormLSTM(Recurrent):
