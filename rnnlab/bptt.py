@@ -1,23 +1,22 @@
 """The lean unrolled path: a forward scan without autograd and a hand-written backward through time.
 
-Per-step autograd costs a fixed ~0.4 ms per step on CPU in graph bookkeeping alone. `scan` instead runs
-the whole recurrence inside one `torch.autograd.Function`: the forward keeps only what the backward needs
-(gate activations and states), and the backward walks the time axis once,
+Per-step autograd costs a fixed ~0.4 ms per step on CPU in graph bookkeeping alone. `scan` instead runs the
+whole recurrence inside one `torch.autograd.Function`. The forward writes every step's gates and states into
+preallocated (T, B, ·) buffers; the backward first turns them into local derivatives for all steps at once
+(a few vectorised ops), so that the walk back through time is only what the recurrence forces:
 
-    t = T-1 … 0:   dh_t = dy_t + (dh_{t+1} through the recurrence)      # total ∂L/∂h_t
-                   dgates_t = step_backward(dh_t, dc_t, saved_t)
-    dW_hh = Σ_t dgates_t^T h_{t-1}                                       # one matmul after the loop
+    t = T-1 … 0:   dh_t = dy_t + dh_t^(from t+1)                # total ∂L/∂h_t (and ∂L/∂c_t for LSTMs)
+                   dgates_t = dh_t ⊙ K_t   (K_t: precomputed local derivatives)
+                   dh_{t-1}^(from t) = dgates_t W_hh (+ the paths that bypass W_hh)
+    dW_hh = Σ_t dgates_tᵀ h_{t-1}                                # one matmul after the loop
 
-so every `∂L/∂h_t` (and `∂L/∂c_t`) exists anyway and is handed to an observer for free. The input
-projection `W_ih x + b` of all steps happens outside, in one matmul under ordinary autograd.
+Every `∂L/∂h_t` exists anyway and is handed to an observer for free. The input projection `W_ih x + b` of
+all steps happens outside, in one matmul under ordinary autograd. Kernels exist for torch's three cells;
+other cells take the per-step autograd scan in `layers.py`.
 
-A kernel describes one cell type: `forward_step` (new state, tensors kept for backward) and
-`backward_step` (gradients of the input projection and of the recurrent projection `W_hh h + b_hh`, the
-part of each state's gradient that bypasses `W_hh`, and the total `∂L/∂c_t` where there is a c).
-Kernels exist for torch's three cells; other cells use the per-step autograd scan in `layers.py`.
-
-Masks: with variable lengths, `mask[t]` (B, 1) is 1 while step t is inside the sequence. A masked step
-keeps the previous state and outputs zeros, so the final state is the state at each sequence's own end.
+Masks: with variable lengths, `mask[t]` (B, 1) is true while step t is inside the sequence. A masked step
+keeps the previous state and outputs zeros, so the final state is the state at each sequence's own end; in
+the backward the local derivatives are zeroed there and the state's gradient passes straight through.
 """
 
 from __future__ import annotations
@@ -33,9 +32,11 @@ class Observer(Protocol):
     """Receives every step of one (layer, direction): what a probe needs, at no extra cost.
 
     `forward` gets the states after every step as a tuple of (T, B, H) tensors (h, then c for LSTMs),
-    the gate activations by name as (T, B, H) tensors, and the bool mask (T, B, 1) or None. `backward`
+    the gate activations by name as (T, B, H) tensors (unspecified at masked steps), and the bool mask
+    (T, B, 1) or None. `backward`
     gets the total gradients `∂L/∂h_t` (and `∂L/∂c_t`) as (T, B, H) tensors, zero at masked steps. Time
-    runs in processing order: for the reverse direction index 0 is each sequence's last step.
+    runs in processing order: for the reverse direction index 0 is each sequence's last step. The
+    tensors are the kernel's own buffers: read them, don't modify them.
     """
 
     def forward(self, states: tuple[Tensor, ...], gates: dict[str, Tensor], mask: Tensor | None) -> None: ...
@@ -44,105 +45,222 @@ class Observer(Protocol):
 
 
 class Kernel:
-    """Hand-derived forward and backward of one step of a cell type (see the module docstring)."""
+    """Forward and backward through time of one cell type (see the module docstring).
 
-    gate_names: tuple[str, ...] = ()
-    fold_recurrent_bias = True  # b_hh can be added to the input projection (not for GRU's n gate)
+    `forward` returns (outputs (T, B, H), final state, tensors saved for backward, states after each step,
+    gates); `backward` gets those saved tensors and returns (∂px, ∂W_hh, ∂b_hh, ∂state_0, the total
+    state gradients for an observer).
+    """
 
-    def forward_step(self, px: Tensor, state: tuple[Tensor, ...], weight_hh: Tensor, bias_hh: Tensor | None):
+    def forward(self, px: Tensor, weight: Tensor, bias: Tensor | None, state: tuple[Tensor, ...], keep: Any):
         raise NotImplementedError
 
-    def backward_step(self, dstate: list[Tensor], saved: tuple[Tensor, ...], weight_hh: Tensor):
+    def backward(self, saved: Any, weight: Tensor, d_out: Tensor | None, dstate: list[Tensor], keep: Any):
         raise NotImplementedError
 
-    def gates(self, saved: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        raise NotImplementedError
+
+#: elements of the largest (k, B, G*H) block of local derivatives computed at once in a backward: small
+#: enough to stay in cache while the loop walks through it, large enough to vectorise well.
+CHUNK_ELEMENTS = 1 << 18
+
+
+def _chunks(T: int, per_step: int) -> list[tuple[int, int]]:
+    """Time blocks [lo, hi) from the end backwards, each about CHUNK_ELEMENTS elements."""
+    k = max(1, CHUNK_ELEMENTS // per_step)
+    return [(max(0, hi - k), hi) for hi in range(T, 0, -k)]
+
+
+def _state_buffer(first: Tensor, T: int) -> Tensor:
+    """(T + 1, B, H) buffer holding the initial state at 0: [t] is the state before step t, [t + 1] after."""
+    buf = first.new_empty(T + 1, *first.shape)
+    buf[0] = first
+    return buf
 
 
 class RNNKernel(Kernel):
+    """`h_t = f(px_t + W_hh h_{t-1})` with the recurrent bias folded into px."""
+
     def __init__(self, nonlinearity: str) -> None:
         self.tanh = nonlinearity == "tanh"
 
-    def forward_step(self, px, state, weight_hh, bias_hh):
-        pre = torch.addmm(px, state[0], weight_hh.t())
-        h = pre.tanh_() if self.tanh else pre.relu_()
-        return (h,), (h,)
+    def forward(self, px, weight, bias, state, keep):
+        px = px if bias is None else px + bias
+        T, B, H = px.shape
+        wt = weight.t()
+        states = _state_buffer(state[0], T)
+        out = states[1:] if keep is None else torch.empty_like(px)
+        h = state[0]
+        for t in range(T):
+            h_new = torch.addmm(px[t], h, wt, out=out[t])
+            if self.tanh:
+                h_new.tanh_()
+            else:
+                h_new.relu_()
+            if keep is not None:
+                h = torch.where(keep.mask[t], h_new, h, out=states[t + 1])
+                out[t].masked_fill_(keep.padded_mask[t], 0.0)
+            else:
+                h = h_new
+        return out, (h,), (states,), (states[1:],), {"h": states[1:]}
 
-    def backward_step(self, dstate, saved, weight_hh):
-        (h,) = saved
-        dpre = dstate[0] * (1 - h * h) if self.tanh else dstate[0] * (h > 0)
-        return dpre, dpre, [None], ()
-
-    def gates(self, saved):
-        return {"h": saved[0]}
+    def backward(self, saved, weight, d_out, dstate, keep):
+        (states,) = saved  # at valid steps the state is f(pre); elsewhere its derivative is masked out
+        T = states.shape[0] - 1
+        dpre = torch.empty_like(states[1:])
+        dh = dstate[0]
+        seen = []
+        for lo, hi in _chunks(T, dpre[0].numel()):
+            h = states[lo + 1 : hi + 1]
+            local = 1 - h * h if self.tanh else (h > 0).to(h.dtype)  # f'(pre)
+            if keep is not None:
+                local.masked_fill_(keep.padded_mask[lo:hi], 0.0)
+            for t in range(hi - 1, lo - 1, -1):
+                if d_out is not None:
+                    dh = dh + d_out[t]
+                seen.append(dh)
+                dp = torch.mul(dh, local[t - lo], out=dpre[t])
+                dh = dp @ weight if keep is None else torch.addmm(dh * keep.padded[t], dp, weight)
+        d_weight = _flat(dpre).t() @ _flat(states[:-1])
+        return dpre, d_weight, dpre.sum((0, 1)), [dh], _observed([seen], keep)
 
 
 class LSTMKernel(Kernel):
-    gate_names = ("i", "f", "g", "o")
+    """torch's LSTM (gates i, f, g, o) with the recurrent bias folded into px."""
 
-    def forward_step(self, px, state, weight_hh, bias_hh):
+    def forward(self, px, weight, bias, state, keep):
+        px = px if bias is None else px + bias
+        T, B, G = px.shape
+        H = G // 4
+        wt = weight.t()
+        gates, tanh_c = torch.empty_like(px), px.new_empty(T, B, H)
+        h_states, c_states = _state_buffer(state[0], T), _state_buffer(state[1], T)
+        out = h_states[1:] if keep is None else px.new_empty(T, B, H)
+        c_new = c_states[1:] if keep is None else px.new_empty(T, B, H)
         h, c = state
-        gates = torch.addmm(px, h, weight_hh.t())  # (B, 4H)
-        H = h.shape[1]
-        gates[:, : 2 * H].sigmoid_()
-        gates[:, 2 * H : 3 * H].tanh_()
-        gates[:, 3 * H :].sigmoid_()
-        i, f, g, o = gates.chunk(4, 1)
-        c_new = torch.addcmul(i * g, f, c)
-        tanh_c = torch.tanh(c_new)
-        return (o * tanh_c, c_new), (gates, c, tanh_c)
+        for t in range(T):
+            a = torch.addmm(px[t], h, wt, out=gates[t])
+            a[:, : 2 * H].sigmoid_()
+            a[:, 2 * H : 3 * H].tanh_()
+            a[:, 3 * H :].sigmoid_()
+            c_t = torch.mul(a[:, :H], a[:, 2 * H : 3 * H], out=c_new[t]).addcmul_(a[:, H : 2 * H], c)
+            h_t = torch.mul(a[:, 3 * H :], torch.tanh(c_t, out=tanh_c[t]), out=out[t])
+            if keep is not None:
+                h = torch.where(keep.mask[t], h_t, h, out=h_states[t + 1])
+                c = torch.where(keep.mask[t], c_t, c, out=c_states[t + 1])
+                out[t].masked_fill_(keep.padded_mask[t], 0.0)
+            else:
+                h, c = h_t, c_t
+        i, f, g, o = gates.chunk(4, 2)
+        observed = {"i": i, "f": f, "g": g, "o": o, "tanh_c": tanh_c}
+        return out, (h, c), (gates, tanh_c, c_states, h_states), (h_states[1:], c_states[1:]), observed
 
-    def backward_step(self, dstate, saved, weight_hh):
+    def backward(self, saved, weight, d_out, dstate, keep):
+        gates, tanh_c, c_states, h_states = saved
+        T, B, G = gates.shape
+        dgates = torch.empty_like(gates)
         dh, dc = dstate
-        gates, c_prev, tanh_c = saved
-        i, f, g, o = gates.chunk(4, 1)
-        dc = torch.addcmul(dc, dh * o, 1 - tanh_c * tanh_c)  # ∂L/∂c_t, total
-        dgates = torch.cat(
-            (
-                dc * g * i * (1 - i),
-                dc * c_prev * f * (1 - f),
-                dc * i * (1 - g * g),
-                dh * tanh_c * o * (1 - o),
-            ),
-            1,
-        )
-        return dgates, dgates, [None, dc * f], (dc,)
-
-    def gates(self, saved):
-        gates, _, tanh_c = saved
-        i, f, g, o = gates.chunk(4, 1)
-        return {"i": i, "f": f, "g": g, "o": o, "tanh_c": tanh_c}
+        seen_h, seen_c = [], []
+        for lo, hi in _chunks(T, B * G):
+            i, f, g, o = gates[lo:hi].chunk(4, 2)
+            tc = tanh_c[lo:hi]
+            # dgates_t = (dc_t, dc_t, dc_t, dh_t) ⊙ local_t;  dc_t += dh_t ⊙ h_to_c_t;  dc_{t-1} = dc_t ⊙ f_t
+            local = torch.cat(
+                (g * (i - i * i), c_states[lo:hi] * (f - f * f), i * (1 - g * g), tc * (o - o * o)), 2
+            )
+            h_to_c = o * (1 - tc * tc)
+            c_to_c = f
+            if keep is not None:
+                padded = keep.padded_mask[lo:hi]
+                local.masked_fill_(padded, 0.0)
+                h_to_c.masked_fill_(padded, 0.0)
+                c_to_c = f.masked_fill(padded, 1.0)
+            for t in range(hi - 1, lo - 1, -1):
+                k = t - lo
+                if d_out is not None:
+                    dh = dh + d_out[t]
+                dc = torch.addcmul(dc, dh, h_to_c[k])
+                seen_h.append(dh)
+                seen_c.append(dc)
+                dg = torch.mul(torch.cat((dc, dc, dc, dh), 1), local[k], out=dgates[t])
+                dc = dc * c_to_c[k]
+                dh = dg @ weight if keep is None else torch.addmm(dh * keep.padded[t], dg, weight)
+        d_weight = _flat(dgates).t() @ _flat(h_states[:-1])
+        return dgates, d_weight, dgates.sum((0, 1)), [dh, dc], _observed([seen_h, seen_c], keep)
 
 
 class GRUKernel(Kernel):
-    gate_names = ("r", "z", "n")
-    fold_recurrent_bias = False
+    """torch's GRU (gates r, z, n): `n = tanh(px_n + r ⊙ (W_hn h + b_hn))`, so b_hh stays inside."""
 
-    def forward_step(self, px, state, weight_hh, bias_hh):
-        (h,) = state
-        hh = torch.addmm(bias_hh, h, weight_hh.t()) if bias_hh is not None else h @ weight_hh.t()
-        H = h.shape[1]
-        rz = torch.sigmoid(px[:, : 2 * H] + hh[:, : 2 * H])
-        r, z = rz.chunk(2, 1)
-        hn = hh[:, 2 * H :]
-        n = torch.tanh(torch.addcmul(px[:, 2 * H :], r, hn))
-        h_new = torch.addcmul(n, z, h - n)
-        return (h_new,), (rz, n, hn, h)
+    def forward(self, px, weight, bias, state, keep):
+        T, B, G = px.shape
+        H = G // 3
+        wt = weight.t()
+        hh, rz, n = torch.empty_like(px), px.new_empty(T, B, 2 * H), px.new_empty(T, B, H)
+        states = _state_buffer(state[0], T)
+        out = states[1:] if keep is None else px.new_empty(T, B, H)
+        h = state[0]
+        for t in range(T):
+            a = torch.addmm(bias, h, wt, out=hh[t]) if bias is not None else torch.mm(h, wt, out=hh[t])
+            gate = torch.add(px[t, :, : 2 * H], a[:, : 2 * H], out=rz[t]).sigmoid_()
+            n_t = torch.addcmul(px[t, :, 2 * H :], gate[:, :H], a[:, 2 * H :], out=n[t]).tanh_()
+            h_t = torch.addcmul(n_t, gate[:, H:], h - n_t, out=out[t])
+            if keep is not None:
+                h = torch.where(keep.mask[t], h_t, h, out=states[t + 1])
+                out[t].masked_fill_(keep.padded_mask[t], 0.0)
+            else:
+                h = h_t
+        r, z = rz.chunk(2, 2)
+        return out, (h,), (rz, n, hh, states), (states[1:],), {"r": r, "z": z, "n": n}
 
-    def backward_step(self, dstate, saved, weight_hh):
-        (dh,) = dstate
-        rz, n, hn, h_prev = saved
-        r, z = rz.chunk(2, 1)
-        dn = dh * (1 - z) * (1 - n * n)
-        dr = dn * hn * r * (1 - r)
-        dz = dh * (h_prev - n) * z * (1 - z)
-        dpx = torch.cat((dr, dz, dn), 1)
-        dhh = torch.cat((dr, dz, dn * r), 1)
-        return dpx, dhh, [dh * z], ()
+    def backward(self, saved, weight, d_out, dstate, keep):
+        rz, n_all, hh, states = saved
+        T, B, H = n_all.shape
+        dhh, dn = torch.empty_like(hh), torch.empty_like(n_all)  # ∂(W_hh h + b_hh), ∂(n's pre-activation)
+        dh = dstate[0]
+        seen = []
+        for lo, hi in _chunks(T, B * 3 * H):
+            r, z = rz[lo:hi].chunk(2, 2)
+            n, hn = n_all[lo:hi], hh[lo:hi, :, 2 * H :]
+            to_n = (1 - z) * (1 - n * n)  # dn_pre = dh ⊙ to_n
+            to_rz = torch.cat((to_n * hn * (r - r * r), (states[lo:hi] - n) * (z - z * z)), 2)  # (dr, dz)_pre
+            direct = z  # dh_{t-1} gets dh_t ⊙ z_t without passing W_hh
+            if keep is not None:
+                padded = keep.padded_mask[lo:hi]
+                to_n.masked_fill_(padded, 0.0)
+                to_rz.masked_fill_(padded, 0.0)
+                direct = z.masked_fill(padded, 1.0)
+            for t in range(hi - 1, lo - 1, -1):
+                k = t - lo
+                if d_out is not None:
+                    dh = dh + d_out[t]
+                seen.append(dh)
+                d = dhh[t]
+                torch.mul(torch.cat((dh, dh), 1), to_rz[k], out=d[:, : 2 * H])
+                torch.mul(torch.mul(dh, to_n[k], out=dn[t]), r[k], out=d[:, 2 * H :])
+                dh = torch.addmm(dh * direct[k], d, weight)
+        d_weight = _flat(dhh).t() @ _flat(states[:-1])
+        dpx = torch.cat((dhh[..., : 2 * H], dn), 2)
+        return dpx, d_weight, dhh.sum((0, 1)), [dh], _observed([seen], keep)
 
-    def gates(self, saved):
-        r, z = saved[0].chunk(2, 1)
-        return {"r": r, "z": z, "n": saved[1]}
+
+class _Keep:
+    """A mask in the forms the kernels use: bool (T, B, 1) true at valid / at padded steps, and 1.0 at padded
+    steps. Padded steps are masked with fills, not products, so NaN or Inf in the padding cannot leak."""
+
+    def __init__(self, mask: Tensor, dtype: torch.dtype) -> None:
+        self.mask = mask
+        self.padded_mask = ~mask
+        self.padded = self.padded_mask.to(dtype)
+
+
+def _flat(x: Tensor) -> Tensor:
+    return x.reshape(-1, x.shape[-1])
+
+
+def _observed(per_field: list[list[Tensor]], keep: _Keep | None) -> tuple[Tensor, ...]:
+    """Stack the per-step gradients collected backwards in time, zeroed at masked steps."""
+    stacked = [torch.stack(field[::-1]) for field in per_field]
+    return tuple(s if keep is None else s.masked_fill_(keep.padded_mask, 0.0) for s in stacked)
 
 
 def kernel_for(cell: Any) -> Kernel | None:
@@ -161,74 +279,30 @@ def kernel_for(cell: Any) -> Kernel | None:
 class _Scan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kernel, observer, px, weight_hh, bias_hh, mask, *state0):
-        T = px.shape[0]
-        if kernel.fold_recurrent_bias and bias_hh is not None:
-            px = px + bias_hh
-        keep = mask.to(px.dtype) if mask is not None else None
-        state = tuple(state0)
-        prev_h: list[Tensor] = []
-        saved: list[tuple[Tensor, ...]] = []
-        outputs: list[Tensor] = []
-        states: list[tuple[Tensor, ...]] = []
-        for t in range(T):
-            new, kept = kernel.forward_step(px[t], state, weight_hh, bias_hh)
-            prev_h.append(state[0])
-            saved.append(kept)
-            if mask is not None and keep is not None:
-                m = mask[t]
-                outputs.append(new[0] * keep[t])
-                new = tuple(torch.where(m, n, s) for n, s in zip(new, state, strict=True))
-            else:
-                outputs.append(new[0])
-            state = new
-            if observer is not None:
-                states.append(state)
+        keep = _Keep(mask, px.dtype) if mask is not None else None
+        out, final, saved, states, gates = kernel.forward(px, weight_hh, bias_hh, tuple(state0), keep)
         if observer is not None:
-            stacked = tuple(torch.stack(s) for s in zip(*states, strict=True))
-            gates = {k: torch.stack([kernel.gates(s)[k] for s in saved]) for k in kernel.gates(saved[0])}
-            observer.forward(stacked, gates, mask)
-        ctx.kernel, ctx.observer, ctx.saved, ctx.prev_h = kernel, observer, saved, prev_h
+            observer.forward(states, gates, mask)
+        ctx.kernel, ctx.observer, ctx.keep = kernel, observer, keep
         ctx.has_bias = bias_hh is not None
-        ctx.save_for_backward(weight_hh, keep)
-        return (torch.stack(outputs), *(s.clone() for s in state))
+        ctx.save_for_backward(weight_hh, *saved)  # version-checked: in-place edits of outputs are caught
+        return (out, *(s.clone() for s in final))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out, *d_final):
-        weight_hh, keep = ctx.saved_tensors
-        kernel, saved, prev_h = ctx.kernel, ctx.saved, ctx.prev_h
-        T = len(saved)
-        dstate = [torch.zeros_like(prev_h[0]) if d is None else d for d in d_final]
-        if d_out is None:
-            d_out = torch.zeros((T, *prev_h[0].shape), dtype=prev_h[0].dtype, device=prev_h[0].device)
-        dpx: list[Tensor] = [d_out] * T  # placeholders, each overwritten below
-        dhh: list[Tensor] = [d_out] * T
-        observed: list[tuple[Tensor, ...]] = []
-        for t in range(T - 1, -1, -1):
+        weight_hh, *saved = ctx.saved_tensors
+        keep = ctx.keep
+        like = saved[-1][0]  # every kernel saves its (T + 1, B, H) buffer of h states last
+        dstate = [torch.zeros_like(like) if d is None else d for d in d_final]
+        if d_out is not None:
+            d_out = d_out.contiguous()  # e.g. out.sum() hands back an expanded tensor: slow to index per step
             if keep is not None:
-                m = keep[t]
-                bypass = [d * (1 - m) for d in dstate]  # masked step: the state passed straight through
-                dnew = [(dstate[0] + d_out[t]) * m, *(d * m for d in dstate[1:])]
-            else:
-                dnew = [dstate[0] + d_out[t], *dstate[1:]]
-            dpx_t, dhh_t, direct, dc_total = kernel.backward_step(dnew, saved[t], weight_hh)
-            dh_prev = dhh_t @ weight_hh if direct[0] is None else torch.addmm(direct[0], dhh_t, weight_hh)
-            dstate = [dh_prev, *direct[1:]]
-            if keep is not None:
-                dstate = [d + b for d, b in zip(dstate, bypass, strict=True)]
-            dpx[t], dhh[t] = dpx_t, dhh_t
-            if ctx.observer is not None:
-                observed.append((dnew[0], *dc_total))
-        dhh_all = torch.stack(dhh)  # (T, B, G*H)
-        flat = dhh_all.reshape(-1, dhh_all.shape[-1])
-        d_weight = flat.t() @ torch.stack(prev_h).reshape(flat.shape[0], -1)
-        dpx_all = dhh_all if dpx[0] is dhh[0] else torch.stack(dpx)
-        d_bias = None
-        if ctx.has_bias:
-            d_bias = (dpx_all if kernel.fold_recurrent_bias else dhh_all).sum((0, 1))
+                d_out = d_out.masked_fill(keep.padded_mask, 0.0)  # outputs past the end are constant zeros
+        dpx, d_weight, d_bias, dstate0, observed = ctx.kernel.backward(saved, weight_hh, d_out, dstate, keep)
         if ctx.observer is not None:
-            ctx.observer.backward(tuple(torch.stack(g[::-1]) for g in zip(*observed, strict=True)))
-        return (None, None, dpx_all, d_weight, d_bias, None, *dstate)
+            ctx.observer.backward(observed)
+        return (None, None, dpx, d_weight, d_bias if ctx.has_bias else None, None, *dstate0)
 
 
 def scan(

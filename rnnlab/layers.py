@@ -264,6 +264,8 @@ class Recurrent(nn.Module):
         T, B = x.shape[:2]
         mask = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths)[..., None]
         reverse_index = None if lengths is None else _reverse_index(lengths, T)
+        if mask is not None:  # padding never reaches the maths, so NaN there cannot poison a gradient
+            x = x.masked_fill(~mask, 0.0)
         finals: list[tuple[Tensor, ...]] = []
         for layer in range(self.num_layers):
             outputs = []

@@ -325,8 +325,9 @@ def test_observer_sees_the_same_on_both_unrolled_paths(kind):
         for u, v in zip((*a.states, *a.grads), (*b.states, *b.grads), strict=True):
             torch.testing.assert_close(u, v, rtol=0, atol=TOL)
         assert a.gates.keys() == b.gates.keys()
-        for name in a.gates:
-            torch.testing.assert_close(a.gates[name], b.gates[name], rtol=0, atol=TOL)
+        valid = torch.arange(7)[:, None] < lengths  # in processing order the valid steps come first
+        for name in a.gates:  # gates at padded steps are unspecified
+            torch.testing.assert_close(a.gates[name][valid], b.gates[name][valid], rtol=0, atol=TOL)
 
 
 def test_observed_gradient_is_autograds_total_gradient():

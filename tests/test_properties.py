@@ -73,3 +73,20 @@ def test_any_cell_masks_the_padding(p, cell):
         sa if isinstance(sa, tuple) else (sa,), sb if isinstance(sb, tuple) else (sb,), strict=True
     ):
         torch.testing.assert_close(u, v, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(problems(), st.sampled_from(["fused", "unrolled"]))
+def test_nan_in_the_padding_never_reaches_outputs_or_gradients(p, execution):
+    ours_cls, _ = KINDS[p["kind"]]
+    torch.manual_seed(p["seed"])
+    layer = ours_cls(
+        p["I"], p["H"], num_layers=p["layers"], bidirectional=p["bidirectional"], execution=execution
+    )
+    x = torch.randn(p["T"], p["B"], p["I"])
+    x[torch.arange(p["T"])[:, None] >= p["lengths"]] = float("nan")
+    x.requires_grad_()
+    out, state = layer(x, lengths=p["lengths"])
+    (out.sum() + (state[0] if isinstance(state, tuple) else state).sum()).backward()
+    assert torch.isfinite(out).all()
+    assert all(torch.isfinite(q.grad).all() for q in layer.parameters())

@@ -1,0 +1,123 @@
+"""Forward+backward time of rnnlab's execution paths against torch.nn, measured in the same run.
+
+Variants, interleaved round by round so that machine noise hits all of them alike:
+  torch      torch.nn.LSTM/GRU/RNN (the baseline; its fused kernel)
+  fast       rnnlab layer, execution="auto" (onto the same fused kernel)
+  unrolled   rnnlab layer, execution="unrolled", with an observer receiving every step's state and gradient
+  naive      a Python loop over torch.nn.LSTMCell/GRUCell/RNNCell under per-step autograd
+
+    python benchmarks/speed.py                     # all cells, the three issue shapes
+    python benchmarks/speed.py --cells lstm --shapes 100x64x256 --repeats 5
+
+Prints one table: median milliseconds per forward+backward and the ratio to torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import rnnlab
+
+TORCH = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
+OURS = {"lstm": rnnlab.LSTM, "gru": rnnlab.GRU, "rnn": rnnlab.RNN}
+CELLS = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}
+
+
+class CountingObserver:
+    """Touches every step's state and gradient, as a probe would, so nothing can be skipped."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def forward(self, states, gates, mask) -> None:
+        self.steps += states[0].shape[0]
+
+    def backward(self, grads) -> None:
+        self.steps += grads[0].shape[0]
+
+
+def variants(kind: str, T: int, B: int, H: int) -> dict[str, Callable[[], None]]:
+    torch.manual_seed(0)
+    x = torch.randn(T, B, H, requires_grad=True)
+    reference = TORCH[kind](H, H)
+    fast = OURS[kind](H, H)
+    fast.load_state_dict(reference.state_dict())
+    unrolled = OURS[kind](H, H, execution="unrolled")
+    unrolled.load_state_dict(reference.state_dict())
+    observer = CountingObserver()
+    unrolled.observer_factory = lambda layer, direction: observer
+    cell = CELLS[kind](H, H)
+
+    def run_layer(layer: torch.nn.Module) -> Callable[[], None]:
+        def step() -> None:
+            out, _ = layer(x)
+            out.sum().backward()
+
+        return step
+
+    def naive() -> None:
+        h = torch.zeros(B, H)
+        c = torch.zeros(B, H)
+        outs = []
+        for t in range(T):
+            if kind == "lstm":
+                h, c = cell(x[t], (h, c))
+            else:
+                h = cell(x[t], h)
+            outs.append(h)
+        torch.stack(outs).sum().backward()
+
+    return {
+        "torch": run_layer(reference),
+        "fast": run_layer(fast),
+        "unrolled": run_layer(unrolled),
+        "naive": naive,
+    }
+
+
+def measure(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    for fn in fns.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(ts) for name, ts in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cells", default="lstm,gru,rnn", help="comma-separated: lstm, gru, rnn")
+    parser.add_argument(
+        "--shapes", default="100x64x256,1000x32x128,50x16x64", help="comma-separated TxBxH (I = H) shapes"
+    )
+    parser.add_argument("--repeats", type=int, default=7, help="rounds; each variant runs once per round")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} rounds")
+    header = f"{'cell':5} {'T x B x H':>14} | " + " | ".join(
+        f"{n:>8} ms {'ratio':>6}" for n in ("torch", "fast", "unrolled", "naive")
+    )
+    print(header)
+    print("-" * len(header))
+    for kind in args.cells.split(","):
+        for shape in args.shapes.split(","):
+            T, B, H = (int(v) for v in shape.split("x"))
+            ms = measure(variants(kind, T, B, H), args.repeats)
+            cells = " | ".join(f"{ms[n]:11.1f} {ms[n] / ms['torch']:6.2f}" for n in ms)
+            print(f"{kind:5} {shape:>14} | {cells}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
