@@ -12,6 +12,7 @@ from rnnlab.cells import (
     LSTMState,
     RNNCell,
 )
+from rnnlab.diagnostics import jacobian_products, time_profile, watch
 from rnnlab.layers import GRU, LSTM, RNN, IndRNN, LayerNormGRU, LayerNormLSTM, Recurrent, cell_type
 from rnnlab.models import SequenceModel
 
@@ -37,4 +38,7 @@ __all__ = [
     "SequenceModel",
     "cell_type",
     "init",
+    "jacobian_products",
+    "time_profile",
+    "watch",
 ]

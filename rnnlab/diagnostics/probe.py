@@ -1,0 +1,296 @@
+"""`rnnlab.watch`: observe one forward and backward of a model and say how its gradient flows through time.
+
+    with rnnlab.watch(model) as probe:
+        loss = loss_fn(model(x), y)
+        loss.backward()
+    print(probe.report())            # one verdict per layer, with the numbers and the options to try
+
+Inside the block every `rnnlab.Recurrent` of the model runs its unrolled path with an observer (the
+layer's `observer_factory`), which sees each step's states, gates and total gradients ∂L/∂h_t, ∂L/∂c_t
+and reduces them at once to per-step norms, saturation shares and the first non-finite step. When the
+block ends the probe reads the parameters' gradients (so clip after the block: the norm is pre-clip),
+the recurrent spectra and, unless `jacobian=False`, the Jacobian products along one sequence of the last
+input. Observing changes nothing: loss, gradients, parameters and the RNG stream are what they would be
+on the unrolled path without it (a layer that would run torch's fused kernel runs unrolled inside the
+block, which agrees to rounding).
+"""
+
+from __future__ import annotations
+
+import math
+from types import TracebackType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab.cells import Cell
+from rnnlab.diagnostics import jacobian as jac
+from rnnlab.diagnostics import saturation, spectra, trajectory
+from rnnlab.diagnostics.report import LayerReport, Report, to_python
+from rnnlab.diagnostics.verdict import Evidence, diagnose
+from rnnlab.layers import Recurrent
+
+
+class _Recorder:
+    """Observer of one layer and direction in one forward: keeps a few reductions, never the steps."""
+
+    def __init__(self, cell: Cell) -> None:
+        self.cell = cell
+        self.steps: int | None = None
+        self.batch: int | None = None
+        self.saturation: dict[str, Any] | None = None
+        self.state_ok: Tensor | None = None  # (T,) bool: every state finite at step t
+        self.profiles: tuple[Tensor, ...] | None = None  # (T,) per state field
+        self.grad_ok: Tensor | None = None
+
+    def forward(self, states: tuple[Tensor, ...], gates: dict[str, Tensor], mask: Tensor | None) -> None:
+        c = self.cell
+        self.steps, self.batch = states[0].shape[0], states[0].shape[1]
+        self.saturation = saturation.measure(gates, mask, c.tanh_units, c.sigmoid_gates, c.keep_gate)
+        self.state_ok = torch.stack([torch.isfinite(s).flatten(1).all(1) for s in states]).all(0)
+
+    def backward(self, grads: tuple[Tensor, ...]) -> None:
+        self.profiles = tuple(torch.linalg.vector_norm(g, dim=(1, 2)) for g in grads)
+        self.grad_ok = torch.stack([torch.isfinite(p) for p in self.profiles]).all(0)
+
+
+class _Tee:
+    """Two observers of the same steps (a probe inside another)."""
+
+    def __init__(self, *observers: Any) -> None:
+        self.observers = observers
+
+    def forward(self, *args: Any) -> None:
+        for o in self.observers:
+            o.forward(*args)
+
+    def backward(self, *args: Any) -> None:
+        for o in self.observers:
+            o.backward(*args)
+
+
+class Probe:
+    """The context manager `rnnlab.watch` returns; `report()` once its block has ended."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        jacobian: bool = True,
+        sample: int | None = None,
+        threshold: float = jac.HORIZON_THRESHOLD,
+        method: jac.Method = "auto",
+        iterations: int = jac.ITERATIONS,
+        median_grad_norm: float | None = None,
+    ) -> None:
+        self.model = model
+        self.layers = {name: m for name, m in model.named_modules() if isinstance(m, Recurrent)}
+        torch_rnns = [name or "(model)" for name, m in model.named_modules() if isinstance(m, nn.RNNBase)]
+        if not self.layers:
+            found = f" (it holds torch.nn RNNs at {', '.join(torch_rnns)})" if torch_rnns else ""
+            raise ValueError(
+                f"{type(model).__name__} holds no rnnlab.Recurrent layer to watch{found}; use rnnlab.LSTM, "
+                "GRU or RNN (drop-in replacements), or rnnlab.time_profile for any model"
+            )
+        self.notes = [
+            f"{name} is a torch.nn RNN: its steps are not observable (rnnlab.LSTM/GRU/RNN are drop-in)"
+            for name in torch_rnns
+        ]
+        self.options = {"threshold": threshold, "method": method, "iterations": iterations}
+        self.jacobian, self.sample, self.median_grad_norm = jacobian, sample, median_grad_norm
+        self.records: dict[str, list[_Recorder]] = {}
+        self.calls: dict[str, trajectory.LayerCall] = {}
+        self._saved: dict[str, Any] = {}
+        self._handles: list[Any] = []
+        self._report: Report | None = None
+
+    # ------------------------------------------------------------------------------------------- attach
+
+    def __enter__(self) -> Probe:
+        if self._saved:
+            raise RuntimeError("this probe is already watching; start a new rnnlab.watch")
+        for name, layer in self.layers.items():
+            self._saved[name] = layer.observer_factory
+            layer.observer_factory = self._factory(name, layer, layer.observer_factory)
+            if self.jacobian:
+                self._handles.append(trajectory.capture(layer, self._capture(name)))
+        return self
+
+    def _factory(self, name: str, layer: Recurrent, previous: Any) -> Any:
+        def make(index: int, direction: int) -> Any:
+            recorder = _Recorder(layer.cells[index * layer.num_directions + direction])
+            self.records.setdefault(_key(name, index, direction), []).append(recorder)
+            other = previous(index, direction) if previous is not None else None
+            return recorder if other is None else _Tee(recorder, other)
+
+        return make
+
+    def _capture(self, name: str) -> Any:
+        def sink(layer: Recurrent, args: tuple, kwargs: dict) -> None:
+            self.calls[name] = trajectory.select(layer, args, kwargs, self.sample)
+
+        return sink
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for name, layer in self.layers.items():
+            layer.observer_factory = self._saved.pop(name)
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if exc_type is None:
+            self._report = self._build()
+
+    def report(self) -> Report:
+        """What the probe found (see `rnnlab.diagnostics.Report`)."""
+        if self._report is None:
+            raise RuntimeError("the report exists once the `with rnnlab.watch(model)` block has ended")
+        return self._report
+
+    # -------------------------------------------------------------------------------------------- build
+
+    def _build(self) -> Report:
+        norms, bad = _grad_norms(self.model)
+        grad_norm = math.sqrt(sum(v * v for v in norms.values())) if norms else None
+        layers: dict[str, LayerReport] = {}
+        for name, layer in self.layers.items():
+            spec = spectra.recurrent_spectra(layer)
+            jacobians = self._jacobians(name, layer)
+            for index in range(layer.num_layers):
+                for direction in range(layer.num_directions):
+                    key = _key(name, index, direction)
+                    suffix = spectra.layer_name(index, direction)
+                    cell = layer.cells[index * layer.num_directions + direction]
+                    layers[key] = self._layer_report(
+                        key, cell, spec[suffix], jacobians.get(suffix), grad_norm
+                    )
+        return Report(layers, grad_norm, norms, bad, list(self.notes))
+
+    def _jacobians(self, name: str, layer: Recurrent) -> dict[str, jac.JacobianResult]:
+        if not self.jacobian or name not in self.calls:
+            return {}
+        return jac.analyse(layer, self.calls[name], **self.options)  # type: ignore[arg-type]
+
+    def _layer_report(
+        self, key: str, cell: Cell, spec: dict, result: jac.JacobianResult | None, grad_norm: float | None
+    ) -> LayerReport:
+        records = self.records.get(key, [])
+        with_grad = [r for r in records if r.profiles is not None]
+        rec = with_grad[-1] if with_grad else (records[-1] if records else None)
+        profiles = [p.tolist() for p in rec.profiles] if rec and rec.profiles is not None else None
+        sat = to_python(rec.saturation) if rec is not None else None
+        nonfinite = {
+            "state_step": _first_false(rec.state_ok if rec else None),
+            "grad_step": _last_false(rec.grad_ok if rec else None),
+        }
+        radii = [v["spectral_radius"] for v in spec.values()]
+        keep = sat.get("keep_gate") if sat else None
+        evidence = Evidence(
+            cell=type(cell).__name__,
+            gated=cell.keep_gate is not None,
+            steps=rec.steps if rec else None,
+            profile_drop=_ratio(profiles[0], "peak") if profiles else None,
+            profile_growth=_ratio(profiles[0], "last") if profiles else None,
+            spectral_radius=max(radii) if radii else None,
+            tanh_saturated=sat.get("tanh") if sat else None,
+            gates_saturated=sat.get("gates") if sat else None,
+            keep_gate=cell.keep_gate,
+            keep_median=keep["quantiles"]["q50"] if keep else None,
+            nonfinite_state_step=nonfinite["state_step"],
+            nonfinite_grad_step=nonfinite["grad_step"],
+            grad_norm=grad_norm,
+            median_grad_norm=self.median_grad_norm,
+        )
+        if result is not None:
+            evidence.gamma, evidence.horizon = result.gamma, result.horizon
+            evidence.horizon_extrapolated = result.horizon_extrapolated
+            evidence.full_product, evidence.growth = float(result.norms[-1]), result.growth
+            evidence.jacobian_steps = result.steps
+        return LayerReport(
+            name=key,
+            cell=type(cell).__name__,
+            steps=rec.steps if rec else None,
+            batch=rec.batch if rec else None,
+            profile_h=profiles[0] if profiles else None,
+            profile_c=profiles[1] if profiles and len(profiles) > 1 else None,
+            saturation=sat,
+            spectra=spec,
+            jacobian=result,
+            nonfinite=nonfinite,
+            verdict=diagnose(evidence),
+        )
+
+
+def watch(
+    model: nn.Module,
+    *,
+    jacobian: bool = True,
+    sample: int | None = None,
+    threshold: float = jac.HORIZON_THRESHOLD,
+    method: jac.Method = "auto",
+    iterations: int = jac.ITERATIONS,
+    median_grad_norm: float | None = None,
+) -> Probe:
+    """Watch the gradient flow through time of every `rnnlab.Recurrent` in `model` (see the module docstring).
+
+    Args:
+        model: any module holding rnnlab recurrent layers (or one itself).
+        jacobian: also analyse the Jacobian products (γ, memory horizon) along one sequence of the last
+            forward; its cost is stated in `report().layers[...].jacobian.passes`.
+        sample: which sequence of the batch to analyse (default: the longest).
+        threshold: the memory horizon ends where ‖∂s_L/∂s_t‖₂ falls below this.
+        method, iterations: "exact", "power" or "auto", and power iterations (see `rnnlab.jacobian_products`).
+        median_grad_norm: the typical pre-clip norm so far, if known; it sets the suggested clip threshold.
+
+    Example:
+        >>> with rnnlab.watch(model) as probe:
+        ...     loss_fn(model(x), y).backward()
+        >>> print(probe.report())
+    """
+    return Probe(
+        model,
+        jacobian=jacobian,
+        sample=sample,
+        threshold=threshold,
+        method=method,
+        iterations=iterations,
+        median_grad_norm=median_grad_norm,
+    )
+
+
+def _key(module: str, index: int, direction: int) -> str:
+    suffix = spectra.layer_name(index, direction)
+    return f"{module}.{suffix}" if module else suffix
+
+
+def _grad_norms(model: nn.Module) -> tuple[dict[str, float], list[str]]:
+    """{name: ‖grad‖₂} of every parameter with a gradient, and the names of the non-finite ones."""
+    named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+    if not named:
+        return {}, []
+    values = torch.stack([torch.linalg.vector_norm(g.detach()).float().cpu() for _, g in named]).tolist()
+    norms = dict(zip((n for n, _ in named), values, strict=True))
+    return norms, [n for n, v in norms.items() if not math.isfinite(v)]
+
+
+def _first_false(ok: Tensor | None) -> int | None:
+    if ok is None or bool(ok.all()):
+        return None
+    return int(torch.nonzero(~ok)[0])
+
+
+def _last_false(ok: Tensor | None) -> int | None:
+    """The step where backward first met a non-finite gradient (backward runs from the last step)."""
+    if ok is None or bool(ok.all()):
+        return None
+    return int(torch.nonzero(~ok)[-1])
+
+
+def _ratio(profile: list[float], to: str) -> float | None:
+    """‖∂L/∂h‖ at the first processed step over its peak (`to="peak"`) or its last value."""
+    ref = max(profile) if to == "peak" else profile[-1]
+    if not (ref > 0 and math.isfinite(ref) and math.isfinite(profile[0])):
+        return None
+    return profile[0] / ref

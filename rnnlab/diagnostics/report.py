@@ -1,0 +1,162 @@
+"""What a probe found: one `LayerReport` per layer and direction, a `Report` over the model.
+
+`Report.to_dict()` is what `diagnostics.jsonl` holds (one object per probe); `str(report)` is a short
+table with the verdict of every layer and, for each alarm, its numbers and the options to try. Non-finite
+numbers stay floats (`NaN`, `Infinity` in the JSON, as Python's `json` writes and reads them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from rnnlab.diagnostics.jacobian import JacobianResult
+from rnnlab.diagnostics.verdict import Verdict
+
+
+def to_python(obj: Any) -> Any:
+    """Tensors inside dicts, lists and tuples as Python numbers and lists."""
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu().tolist()
+    if isinstance(obj, dict):
+        return {k: to_python(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_python(v) for v in obj]
+    return obj
+
+
+@dataclass
+class LayerReport:
+    """One layer and direction, e.g. "encoder.l0_reverse"; time is in processing order.
+
+    profile_h (T,) is ‖∂L/∂h_t‖ over batch and features at every step (profile_c the same for an LSTM's
+    c_t); None when no backward reached the layer inside the probe.
+    """
+
+    name: str
+    cell: str
+    steps: int | None
+    batch: int | None
+    profile_h: list[float] | None
+    profile_c: list[float] | None
+    saturation: dict[str, Any] | None
+    spectra: dict[str, dict[str, float]]
+    jacobian: JacobianResult | None
+    nonfinite: dict[str, int | None]
+    verdict: Verdict
+
+    @property
+    def spectral_radius(self) -> float | None:
+        """The largest spectral radius over the gate blocks of the recurrent weights."""
+        radii = [v["spectral_radius"] for v in self.spectra.values()]
+        return max(radii) if radii else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cell": self.cell,
+            "steps": self.steps,
+            "batch": self.batch,
+            "profile_h": self.profile_h,
+            "profile_c": self.profile_c,
+            "saturation": self.saturation,
+            "spectra": self.spectra,
+            "jacobian": None if self.jacobian is None else self.jacobian.to_dict(),
+            "nonfinite": self.nonfinite,
+            "verdict": self.verdict.to_dict(),
+        }
+
+
+@dataclass
+class Report:
+    """The model-wide result of one probe (see `rnnlab.watch`)."""
+
+    layers: dict[str, LayerReport]
+    grad_norm: float | None
+    param_grad_norms: dict[str, float]
+    nonfinite_params: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        """{layer: verdict name}."""
+        return {name: layer.verdict.name for name, layer in self.layers.items()}
+
+    @property
+    def healthy(self) -> bool:
+        return all(v == "healthy" for v in self.verdicts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "grad_norm": self.grad_norm,
+            "param_grad_norms": self.param_grad_norms,
+            "nonfinite_params": self.nonfinite_params,
+            "layers": {name: layer.to_dict() for name, layer in self.layers.items()},
+            "notes": self.notes,
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def __str__(self) -> str:
+        head = (
+            "layer",
+            "verdict",
+            "first/peak ‖∂L/∂h‖",
+            "γ/step",
+            "horizon",
+            "max ρ(W_hh)",
+            "tanh sat",
+            "keep",
+        )
+        rows = [head]
+        for name, layer in self.layers.items():
+            rows.append(
+                (
+                    name,
+                    layer.verdict.name,
+                    _fmt(_drop(layer.profile_h)),
+                    _fmt(layer.jacobian.gamma if layer.jacobian else None),
+                    _fmt(layer.jacobian.horizon if layer.jacobian else None, ".0f"),
+                    _fmt(layer.spectral_radius),
+                    _fmt(_get(layer.saturation, "tanh"), ".0%"),
+                    _fmt(_get(layer.saturation, "keep_gate", "quantiles", "q50")),
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        lines += [
+            f"  {name}: {layer.verdict.message}" for name, layer in self.layers.items() if layer.verdict.flags
+        ]
+        lines.append(f"gradient norm before clipping: {_fmt(self.grad_norm)}")
+        if self.nonfinite_params:
+            lines.append("non-finite gradients in: " + ", ".join(self.nonfinite_params))
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _drop(profile: list[float] | None) -> float | None:
+    """‖∂L/∂h‖ at the first processed step over its largest value."""
+    if not profile:
+        return None
+    peak = max(profile)
+    return profile[0] / peak if peak > 0 and math.isfinite(peak) else None
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or d.get(k) is None:
+            return None
+        d = d[k]
+    return d
+
+
+def _fmt(x: float | None, spec: str = ".2g") -> str:
+    if x is None:
+        return "-"
+    if not math.isfinite(x):
+        return str(x)
+    return format(x, spec)
