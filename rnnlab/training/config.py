@@ -1,0 +1,350 @@
+"""Training configuration: typed dataclasses, read from TOML, overridden by `key=value`, validated.
+
+    steps = 2000                 TrainConfig.steps          --steps=2000
+    [optim]
+    name = "adamw"               TrainConfig.optim.name     --optim.name=adamw
+    lr = 3e-4                    TrainConfig.optim.lr       --optim.lr=3e-4
+
+Every field is declared with `option(default, help, ...)`, which also records its allowed values and range,
+so the CLI flags, the TOML reader and the error messages all come from the dataclasses below. An unknown
+key, a wrong type or a value out of range raises `ConfigError` naming the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+
+class ConfigError(ValueError):
+    """A configuration value that is unknown, of the wrong type or out of range."""
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    gt: float | None = None,
+) -> Any:
+    """A config field with its help text and what is allowed (inclusive `min`/`max`, exclusive `gt`)."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "gt": gt}
+    return field(default=default, metadata=meta)
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+
+
+@dataclass
+class TaskConfig:
+    name: str = option("sine", "task to train on (the synthetic sine task until the task library lands)")
+    batch_size: int = option(32, "sequences per batch", min=1)
+    seq_len: int = option(10, "time steps per sequence (or per chunk of a stream)", min=1)
+    train_size: int = option(1000, "training sequences", min=1)
+    val_size: int = option(200, "validation sequences (0: no validation)", min=0)
+    output: str = option("last", "predict once per sequence or at every step", choices=("last", "sequence"))
+    stream: bool = option(False, "consecutive batches continue one long stream per row (for bptt.stateful)")
+    seed: int = option(0, "seed of the data, independent of the training seed", min=0)
+
+
+@dataclass
+class ModelConfig:
+    cell: str = option(
+        "lstm", "cell type", choices=("lstm", "gru", "rnn", "layernorm_lstm", "layernorm_gru", "indrnn")
+    )
+    hidden_size: int = option(32, "units per layer", min=1)
+    num_layers: int = option(1, "stacked layers", min=1)
+    dropout: float = option(0.0, "dropout between layers", min=0.0, max=0.99)
+    bidirectional: bool = option(False, "run a second layer over reversed time")
+    init: str = option(
+        "default", "weight initialiser (orthogonal, xavier_uniform, identity, normal(0.01), ...)"
+    )
+    forget_bias: float | None = option(None, "initial bias of the gate that keeps the past (LSTM f, GRU z)")
+    chrono: float | None = option(
+        None, "chrono initialisation of that gate for dependencies up to this many steps"
+    )
+    spectral_radius: float | None = option(None, "rescale recurrent weights to this spectral radius", gt=0.0)
+
+
+@dataclass
+class OptimConfig:
+    name: str = option("adam", "optimiser from torch.optim", choices=OPTIMIZERS)
+    lr: float = option(1e-3, "learning rate", gt=0.0)
+    weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw)", min=0.0)
+    momentum: float = option(0.0, "momentum (sgd, rmsprop)", min=0.0, max=1.0)
+    nesterov: bool = option(False, "Nesterov momentum (sgd; needs momentum > 0)")
+    betas: tuple[float, float] = option((0.9, 0.999), "Adam's averaging coefficients")
+    eps: float = option(1e-8, "added to denominators (adam, adamw, rmsprop)", gt=0.0)
+    alpha: float = option(0.99, "smoothing constant (rmsprop)", min=0.0, max=1.0)
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = option(
+        "constant", "learning-rate schedule", choices=("constant", "step", "cosine", "plateau")
+    )
+    warmup_steps: int = option(0, "linear warm-up from 0 (step, cosine)", min=0)
+    step_size: int = option(1000, "steps between decays (step)", min=1)
+    gamma: float = option(0.1, "decay factor (step)", gt=0.0, max=1.0)
+    total_steps: int = option(0, "length of the cosine (0: the run's steps)", min=0)
+    min_lr_ratio: float = option(0.0, "final lr / initial lr (cosine)", min=0.0, max=1.0)
+    factor: float = option(0.5, "lr factor on a plateau of the validation loss (plateau)", gt=0.0, max=0.99)
+    patience: int = option(3, "evaluations without improvement before lowering the lr (plateau)", min=0)
+
+
+@dataclass
+class BPTTConfig:
+    mode: str = option(
+        "full", "backpropagate through whole sequences or truncate", choices=("full", "truncated")
+    )
+    k1: int = option(0, "truncated: update every k1 steps (0: the whole sequence)", min=0)
+    k2: int = option(0, "truncated: backpropagate k2 steps, k2 >= k1 (0: k2 = k1)", min=0)
+    stateful: bool = option(False, "carry the state across consecutive batches of a stream")
+
+
+@dataclass
+class ClipConfig:
+    mode: str = option("none", "gradient clipping", choices=("none", "value", "norm", "adaptive"))
+    max_norm: float = option(1.0, "global-norm threshold (norm)", gt=0.0)
+    max_value: float = option(1.0, "bound on every gradient entry (value)", gt=0.0)
+    multiple: float = option(2.0, "threshold = multiple x running mean of the norm (adaptive)", gt=0.0)
+    beta: float = option(0.98, "decay of that running mean (adaptive)", min=0.0, max=0.9999)
+
+
+@dataclass
+class GuardConfig:
+    max_consecutive: int = option(
+        3, "non-finite steps in a row before rolling back to the last checkpoint", min=1
+    )
+    lr_factor: float = option(0.5, "learning-rate factor applied at each rollback", gt=0.0, max=1.0)
+    max_rollbacks: int = option(5, "rollbacks before giving up with an error", min=0)
+
+
+@dataclass
+class EvalConfig:
+    every: int = option(100, "evaluate on the validation batches every N steps (0: only at the end)", min=0)
+    metric: str = option("loss", "validation metric for the best checkpoint and early stopping")
+    mode: str = option("min", "whether smaller or larger is better", choices=("min", "max"))
+    patience: int = option(0, "evaluations without improvement before stopping (0: never stop early)", min=0)
+    min_delta: float = option(0.0, "smallest change that counts as an improvement", min=0.0)
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = option(100, "write a checkpoint every N steps (and at the end)", min=1)
+    keep: int = option(3, "most recent checkpoints kept (plus the best)", min=1)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs besides the model and the task; saved as the run's `config.toml`."""
+
+    steps: int = option(1000, "optimiser updates to run (a resumed run continues up to this)", min=1)
+    seed: int = option(0, "seed of the model, dropout and data order", min=0)
+    device: str = option("auto", "auto (CUDA when present, else CPU), cpu, cuda, cuda:1, ...")
+    deterministic: bool = option(False, "use deterministic algorithms only")
+    log_every: int = option(1, "write a metrics row every N steps", min=1)
+    out: str = option("", "run folder (empty: runs/<task>-<time>)")
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    bptt: BPTTConfig = field(default_factory=BPTTConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+# ------------------------------------------------------------------------------------------------ fields
+
+
+def fields(cls: type = TrainConfig, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field[Any], Any]]:
+    """Every leaf field as (dotted name, field, type): ("steps", ...), ("optim.lr", ...), ..."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            yield from fields(tp, prefix + f.name + ".")  # type: ignore[arg-type]
+        else:
+            yield prefix + f.name, f, tp
+
+
+def _type_name(tp: Any) -> str:
+    args = typing.get_args(tp)
+    if _is_optional(tp):
+        return f"{_type_name(next(a for a in args if a is not type(None)))} or none"
+    if typing.get_origin(tp) is tuple:
+        return f"a list of {len(args)} {_type_name(args[0]).split()[-1]}s"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _is_optional(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+def allowed(f: dataclasses.Field[Any], tp: Any) -> str:
+    """What a field accepts, in words: 'a number > 0', 'one of: sgd, adam'."""
+    m = f.metadata
+    if m.get("choices"):
+        return "one of: " + ", ".join(map(str, m["choices"]))
+    bounds = [f"> {m['gt']}"] if m.get("gt") is not None else []
+    bounds += [f">= {m['min']}"] if m.get("min") is not None else []
+    bounds += [f"<= {m['max']}"] if m.get("max") is not None else []
+    return " ".join([_type_name(tp), " and ".join(bounds)]).strip()
+
+
+def _coerce(name: str, value: Any, f: dataclasses.Field[Any], tp: Any) -> Any:
+    """`value` as the field's type, checked against its choices and range; a ConfigError otherwise."""
+
+    def bad(why: str = "") -> ConfigError:
+        return ConfigError(f"{name}: expected {allowed(f, tp)}, got {value!r}{why}")
+
+    if isinstance(value, str) and tp is not str:  # from the command line: a TOML literal
+        if _is_optional(tp) and value.lower() in ("none", "null", ""):
+            return None
+        try:
+            value = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise bad() from None
+    if value is None and _is_optional(tp):
+        return None
+    if _is_optional(tp):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    if typing.get_origin(tp) is tuple:
+        items = typing.get_args(tp)
+        if not isinstance(value, list | tuple) or len(value) != len(items):
+            raise bad()
+        return tuple(_coerce(name, v, f, t) for v, t in zip(value, items, strict=True))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if tp is int and isinstance(value, float):
+        raise bad(" (write an integer without a decimal point)")
+    if type(value) is not tp:
+        raise bad()
+    m = f.metadata
+    out_of_range = (
+        (m.get("choices") and value not in m["choices"])
+        or (m.get("gt") is not None and not value > m["gt"])
+        or (m.get("min") is not None and not value >= m["min"])
+        or (m.get("max") is not None and not value <= m["max"])
+    )
+    if out_of_range:
+        raise bad()
+    return value
+
+
+# ----------------------------------------------------------------------------------- dict, TOML, overrides
+
+SECTIONS = tuple(
+    f.name for f in dataclasses.fields(TrainConfig) if f.default_factory is not dataclasses.MISSING
+)
+
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    """Plain nested dict of the config, without unset optional fields (TOML has no null)."""
+    out: dict[str, Any] = {}
+    for name, value in _flatten(dataclasses.asdict(config)):
+        if value is not None:
+            *section, key = name.split(".")
+            target = out.setdefault(section[0], {}) if section else out
+            target[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def from_dict(data: Mapping[str, Any], source: str = "config") -> TrainConfig:
+    """A validated TrainConfig from a nested dict (a parsed TOML file); missing fields keep their defaults."""
+    for key, value in data.items():
+        if key in SECTIONS and not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: [{key}] must be a table of settings, got {value!r}")
+    return _build(dict(_flatten(data)), source)
+
+
+def override(config: TrainConfig, overrides: Mapping[str, Any], source: str = "override") -> TrainConfig:
+    """A new config with `{"optim.lr": 3e-4, "steps": "200"}` applied; strings are parsed as TOML values."""
+    return _build({**dict(_flatten(to_dict(config))), **overrides}, source)
+
+
+def _build(flat: Mapping[str, Any], source: str) -> TrainConfig:
+    known = {name: (f, tp) for name, f, tp in fields()}
+    config = TrainConfig()
+    for name, value in flat.items():
+        if name not in known:
+            raise ConfigError(f"{source}: unknown setting {name!r}; {_suggest(name, known)}")
+        *section, key = name.split(".")
+        target = getattr(config, section[0]) if section else config
+        setattr(target, key, _coerce(name, value, *known[name]))
+    return validate(config)
+
+
+def _suggest(name: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    section = name.split(".")[0]
+    if section in SECTIONS:
+        return f"[{section}] has: " + ", ".join(
+            k.split(".", 1)[1] for k in known if k.startswith(section + ".")
+        )
+    top = [k for k in known if "." not in k]
+    return f"the settings are {', '.join(top)} and the sections {', '.join(SECTIONS)}"
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            yield from _flatten(v, prefix + k + ".")
+        else:
+            yield prefix + k, v
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check every field's type and range and the rules between fields; returns the config, coerced."""
+    for name, f, tp in fields():
+        *section, key = name.split(".")
+        target = getattr(config, section[0]) if section else config
+        value = getattr(target, key)
+        if isinstance(value, str) and tp is not str:
+            raise ConfigError(f"{name}: expected {allowed(f, tp)}, got {value!r}")
+        setattr(target, key, _coerce(name, value, f, tp))
+    b, o = config.bptt, config.optim
+    if b.mode == "truncated" and b.k2 and b.k2 < b.k1:
+        raise ConfigError(
+            f"bptt.k2: must be >= bptt.k1 = {b.k1} (backpropagate at least over the steps since the last "
+            f"update, as in Williams & Peng's BPTT(h; h')), got {b.k2}"
+        )
+    if b.mode == "full" and (b.k1 or b.k2):
+        raise ConfigError(
+            f"bptt.k1, bptt.k2: only used with bptt.mode = 'truncated', got mode 'full', k1={b.k1}"
+        )
+    if o.nesterov and (o.name != "sgd" or o.momentum <= 0):
+        raise ConfigError("optim.nesterov: needs optim.name = 'sgd' and optim.momentum > 0")
+    return config
+
+
+def load(path: str | Path) -> TrainConfig:
+    """Read a TOML config file; errors name the file and the field."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return from_dict(data, source=str(path))
+
+
+def dumps(config: TrainConfig) -> str:
+    """The config as TOML text (what `load` reads back)."""
+    return tomli_w.dumps(to_dict(config))

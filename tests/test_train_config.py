@@ -1,0 +1,97 @@
+"""Configuration: TOML files and overrides; a bad value is an error naming the field and what is allowed."""
+
+import pytest
+
+from rnnlab.training import config as cfg
+from rnnlab.training.config import ConfigError, TrainConfig
+
+
+def test_defaults_round_trip_through_toml(tmp_path):
+    config = cfg.override(TrainConfig(), {"optim.betas": [0.8, 0.9], "model.forget_bias": 1.0, "steps": 7})
+    path = tmp_path / "c.toml"
+    path.write_text(cfg.dumps(config))
+    assert cfg.load(path) == config
+    assert "forget_bias = 1.0" in path.read_text() and "chrono" not in path.read_text()  # None is left out
+
+
+def test_a_toml_file_sets_fields_and_keeps_the_other_defaults(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('steps = 50\n[optim]\nname = "sgd"\nlr = 0.1\nmomentum = 0.9\nnesterov = true\n')
+    config = cfg.load(path)
+    assert config.steps == 50 and config.optim.name == "sgd" and config.optim.nesterov
+    assert config.optim.lr == 0.1 and config.clip == cfg.ClipConfig()
+
+
+def test_overrides_parse_command_line_text():
+    config = cfg.override(
+        TrainConfig(),
+        {
+            "steps": "20",
+            "optim.lr": "3e-4",
+            "bptt.stateful": "true",
+            "optim.betas": "[0.9, 0.95]",
+            "out": "12",
+        },
+    )
+    assert config.steps == 20 and config.optim.lr == 3e-4 and config.bptt.stateful
+    assert config.optim.betas == (0.9, 0.95) and config.out == "12"  # a str field keeps the text as it is
+    assert cfg.override(config, {"model.forget_bias": "none"}).model.forget_bias is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"optim.lrr": 1}, r"unknown setting 'optim.lrr'; did you mean 'optim.lr'\?"),
+        ({"optim.zzz": 1}, r"unknown setting 'optim.zzz'; \[optim\] has: name, lr, weight_decay"),
+        ({"nonsense": 1}, r"unknown setting 'nonsense'; the settings are steps, seed"),
+        ({"optim.lr": -1}, r"optim.lr: expected a number > 0.0, got -1"),
+        ({"optim.lr": "fast"}, r"optim.lr: expected a number > 0.0, got 'fast'"),
+        ({"optim.name": "adamm"}, r"optim.name: expected one of: sgd, adam, adamw, rmsprop, got 'adamm'"),
+        ({"steps": 0}, r"steps: expected an integer >= 1, got 0"),
+        ({"steps": 2.5}, r"steps: expected an integer >= 1, got 2.5"),
+        ({"steps": True}, r"steps: expected an integer >= 1, got True"),
+        ({"deterministic": "yes"}, r"deterministic: expected true or false, got 'yes'"),
+        ({"optim.betas": [0.9]}, r"optim.betas: expected a list of 2 numbers, got \[0.9\]"),
+        ({"clip.beta": 1.5}, r"clip.beta: expected a number >= 0.0 and <= 0.9999, got 1.5"),
+        ({"bptt.mode": "truncated", "bptt.k1": 8, "bptt.k2": 4}, r"bptt.k2: must be >= bptt.k1 = 8"),
+        ({"bptt.k1": 8}, r"bptt.k1, bptt.k2: only used with bptt.mode = 'truncated'"),
+        ({"optim.nesterov": True}, r"optim.nesterov: needs optim.name = 'sgd' and optim.momentum > 0"),
+    ],
+)
+def test_bad_values_name_the_field_and_what_is_allowed(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg.override(TrainConfig(), overrides)
+
+
+def test_a_bad_toml_file_names_the_file_and_the_field(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[optim]\nlr = -0.5\n")
+    with pytest.raises(ConfigError, match=r"optim.lr: expected a number > 0.0"):
+        cfg.load(path)
+    path.write_text("[optimiser]\nlr = 0.5\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: unknown setting 'optimiser.lr'"):
+        cfg.load(path)
+    path.write_text("optim = 3\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: \[optim\] must be a table"):
+        cfg.load(path)
+    path.write_text("steps = = 3\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: not valid TOML"):
+        cfg.load(path)
+    with pytest.raises(ConfigError, match=r"config file not found: .*missing.toml"):
+        cfg.load(tmp_path / "missing.toml")
+
+
+def test_validate_catches_bad_values_set_in_python():
+    config = TrainConfig()
+    config.clip.max_norm = 0.0
+    with pytest.raises(ConfigError, match=r"clip.max_norm: expected a number > 0.0, got 0.0"):
+        cfg.validate(config)
+    config = TrainConfig()
+    config.optim.lr = "0.1"  # type: ignore[assignment]
+    with pytest.raises(ConfigError, match=r"optim.lr: expected a number > 0.0, got '0.1'"):
+        cfg.validate(config)
+
+
+def test_every_field_has_help_text():
+    for name, f, _ in cfg.fields():
+        assert f.metadata.get("help"), name
