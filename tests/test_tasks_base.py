@@ -1,0 +1,80 @@
+"""The task protocol: TensorTask, batchify, the synthetic sine task and the registry."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnlab.tasks import SineTask, TensorTask, batchify, make_task
+from rnnlab.training.config import ConfigError, TaskConfig
+
+
+def test_tensor_task_infers_shapes_and_output_mode():
+    x = torch.rand(20, 5, 3)
+    last = TensorTask(x, torch.rand(20, 2))
+    per_step = TensorTask(x, torch.rand(20, 5, 2))
+    classes = TensorTask(x, torch.randint(0, 4, (20,)), loss="cross_entropy", num_classes=4)
+    assert (last.input_size, last.output_size, last.output) == (3, 2, "last")
+    assert (per_step.output_size, per_step.output) == (2, "sequence")
+    assert (classes.output_size, classes.output) == (4, "last")
+
+
+def test_tensor_task_rejects_mismatched_data():
+    with pytest.raises(ValueError, match="20 input sequences but 19 targets"):
+        TensorTask(torch.rand(20, 5, 1), torch.rand(19, 1))
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TensorTask(torch.rand(20, 5, 1), torch.rand(20, 1), loss="l1")
+
+
+def test_train_batches_cover_every_sequence_once_and_depend_only_on_the_generator():
+    x = torch.arange(10.0).reshape(10, 1, 1)
+    task = TensorTask(x, x[:, 0], batch_size=4)
+    first = [b.inputs.flatten() for b in task.train_batches(torch.Generator().manual_seed(3))]
+    again = [b.inputs.flatten() for b in task.train_batches(torch.Generator().manual_seed(3))]
+    other = [b.inputs.flatten() for b in task.train_batches(torch.Generator().manual_seed(4))]
+    assert [len(b) for b in first] == [4, 4, 2]
+    assert sorted(torch.cat(first).tolist()) == list(range(10))
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_losses_and_metrics():
+    reg = TensorTask(torch.rand(4, 3, 1), torch.rand(4, 1))
+    out, y = torch.tensor([[1.0], [2.0]]), torch.tensor([[0.0], [4.0]])
+    assert reg.loss(out, y).item() == pytest.approx(F.mse_loss(out, y).item())
+    assert reg.metrics(out, y) == {"mae": pytest.approx(1.5)}
+    cls = TensorTask(torch.rand(4, 3, 1), torch.tensor([0, 1, 2, 1]), loss="cross_entropy")
+    logits = torch.tensor([[5.0, 0.0, 0.0], [0.0, 0.0, 5.0]])
+    assert cls.metrics(logits, torch.tensor([0, 1])) == {"accuracy": 0.5}
+
+
+def test_batchify_cuts_rows_into_consecutive_batches():
+    series = torch.arange(24.0).reshape(2, 12, 1)  # the docstring's rows a..l and m..x
+    batches = batchify(series, series + 100, seq_len=3)
+    assert len(batches) == 4
+    assert batches[0].inputs[:, :, 0].tolist() == [[0, 1, 2], [12, 13, 14]]
+    assert batches[1].inputs[:, :, 0].tolist() == [[3, 4, 5], [15, 16, 17]]
+    assert torch.equal(batches[3].targets, batches[3].inputs + 100)
+
+
+def test_sine_task_targets_continue_the_wave():
+    task = SineTask(seq_len=6, train_size=8, val_size=4, batch_size=4, output="last")
+    x, y = task.inputs[:, :, 0], task.targets[:, 0]  # (N, T), (N,)
+    # a sine sampled at unit steps satisfies x_{t+1} = 2 cos(w) x_t - x_{t-1}: recover cos(w), predict x_T
+    cos_w = (x[:, 2] + x[:, 0]) / (2 * x[:, 1])
+    assert torch.allclose(2 * cos_w * x[:, -1] - x[:, -2], y, atol=1e-3)
+    assert task.val is not None and task.val[0].shape == (4, 6, 1)
+
+
+def test_sine_stream_batches_continue_each_other():
+    task = SineTask(seq_len=5, train_size=12, val_size=8, batch_size=4, stream=True)
+    batches = list(task.train_batches(torch.Generator()))
+    assert task.stream and task.output == "sequence" and len(batches) == 3
+    for a, b in zip(batches, batches[1:], strict=False):
+        assert torch.equal(a.targets[:, -1], b.inputs[:, 0])  # the target of the last step is the next input
+    assert len(list(task.val_batches())) == 2
+
+
+def test_make_task_names_the_field_for_an_unknown_task():
+    assert isinstance(make_task(TaskConfig(train_size=8, val_size=0)), SineTask)
+    with pytest.raises(ConfigError, match=r"task\.name: unknown task 'nope'; available: sine"):
+        make_task(TaskConfig(name="nope"))
