@@ -1,5 +1,6 @@
 """rnnlab: recurrent networks that train on long sequences, with the gradient through time made visible."""
 
+import rnnlab.tasks as tasks
 from rnnlab import init
 from rnnlab.cells import (
     Cell,
@@ -15,6 +16,7 @@ from rnnlab.cells import (
 from rnnlab.diagnostics import jacobian_products, time_profile, watch
 from rnnlab.layers import GRU, LSTM, RNN, IndRNN, LayerNormGRU, LayerNormLSTM, Recurrent, cell_type
 from rnnlab.models import SequenceModel
+from rnnlab.training import BPTTConfig, ClipConfig, History, OptimConfig, ScheduleConfig, TrainConfig, train
 
 __version__ = "0.1.0"
 
@@ -36,6 +38,14 @@ __all__ = [
     "RNNCell",
     "Recurrent",
     "SequenceModel",
+    "BPTTConfig",
+    "ClipConfig",
+    "History",
+    "OptimConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "train",
+    "tasks",
     "cell_type",
     "init",
     "jacobian_products",

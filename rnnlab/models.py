@@ -52,13 +52,22 @@ class SequenceModel(nn.Module):
             raise ValueError(f"output_size must be positive, got {output_size}")
         self.output = output
         self.batch_first = batch_first
-        self.encoder = Recurrent(cell_type(cell), input_size, hidden_size, batch_first=batch_first, **layer_options)
+        self.encoder = Recurrent(
+            cell_type(cell), input_size, hidden_size, batch_first=batch_first, **layer_options
+        )
         self.head = nn.Linear(hidden_size * self.encoder.num_directions, output_size)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, state: Any = None) -> Tensor:
+        return self.forward_with_state(x, state, lengths)[0]
+
+    def forward_with_state(
+        self, x: Tensor, state: Any = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, Any]:
+        """`forward` that also returns the encoder's final state, `h_n` or `(h_n, c_n)` as torch gives it, so
+        truncated BPTT can carry it (detached) into the next chunk: `y, s = m.forward_with_state(x, s)`."""
         out, final = self.encoder(x, state, lengths=lengths)
         if self.output == "sequence":
-            return self.head(out)  # (B, T, O) or (T, B, O)
+            return self.head(out), final  # (B, T, O) or (T, B, O)
         h_n = final[0] if isinstance(final, tuple) else final  # (L*D, B, H)
         last = h_n[-self.encoder.num_directions :]  # the top layer's final state in each direction
-        return self.head(torch.cat(tuple(last), dim=-1))  # (B, O)
+        return self.head(torch.cat(tuple(last), dim=-1)), final  # (B, O)

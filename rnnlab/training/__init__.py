@@ -1,5 +1,19 @@
-"""Training: the typed configuration of a run (the loop and its parts follow)."""
+"""Training: the loop (`train`), truncated BPTT, clipping, the non-finite guard, checkpoints, run folders.
 
+loop.py        train(model, task, config) -> History: the one loop, top to bottom
+config.py      TrainConfig and its sections; TOML files and `section.key=value` overrides
+tbptt.py       windows of the time axis, carrying and detaching the state
+clipping.py    none, value, global norm, adaptive
+guard.py       skip non-finite steps, roll back after too many
+checkpoint.py  atomic, weights-only checkpoints; the last K and the best
+evaluate.py    validation and the best result
+build.py       seeds, device, model, optimiser and schedule from the config
+run.py         the run folder: metrics.jsonl, TensorBoard, summary.json, loss.png
+progress.py    the progress bar
+"""
+
+from rnnlab.training.build import build_model, seed_everything
+from rnnlab.training.checkpoint import CheckpointError
 from rnnlab.training.config import (
     BPTTConfig,
     CheckpointConfig,
@@ -13,17 +27,28 @@ from rnnlab.training.config import (
     TaskConfig,
     TrainConfig,
 )
+from rnnlab.training.guard import DivergedError
+from rnnlab.training.loop import History, train
+from rnnlab.training.run import RunDir, RunFolderError
 
 __all__ = [
     "BPTTConfig",
     "CheckpointConfig",
+    "CheckpointError",
     "ClipConfig",
     "ConfigError",
+    "DivergedError",
     "EvalConfig",
     "GuardConfig",
+    "History",
     "ModelConfig",
     "OptimConfig",
+    "RunDir",
+    "RunFolderError",
     "ScheduleConfig",
     "TaskConfig",
     "TrainConfig",
+    "build_model",
+    "seed_everything",
+    "train",
 ]

@@ -1,0 +1,143 @@
+"""Checkpoints: atomic writes, weights-only loading, the last K and the best kept.
+
+    checkpoints/
+      step-000200.pt  step-000300.pt  step-000400.pt     the last `keep`
+      best.pt                                            the best validation result so far
+
+A checkpoint is a dict of tensors and plain values (model, optimiser, scheduler, RNG states, step, position
+in the data, the config as a dict), so `torch.load(weights_only=True)` reads it without unpickling any
+object. It is written to a temporary file, fsynced and renamed over its name: a writer killed mid-save
+leaves every earlier checkpoint whole. A checkpoint never holds non-finite weights.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, truncated, corrupt, unsafe or not rnnlab's."""
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write `payload` to `path` atomically: temporary file, fsync, rename, fsync of the folder."""
+    path = Path(path)
+    bad = [
+        name
+        for name, t in payload.get("model", {}).items()
+        if t.is_floating_point() and not t.isfinite().all()
+    ]
+    if bad:
+        raise CheckpointError(f"refusing to write {path}: non-finite weights in {', '.join(bad)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return path
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with `torch.load(weights_only=True)`; a CheckpointError naming the file if bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:  # a well-formed file that would unpickle an object
+            raise CheckpointError(
+                f"refusing to load {path}: it holds a pickled object ({found.group(1)}); weights-only "
+                f"loading allows tensors and plain values only"
+            ) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n\n", str(e), re.S)
+        why = detail.group(1).strip() if detail else str(e).splitlines()[0]
+        raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt ({why})") from None
+    except Exception as e:  # torch raises RuntimeError, EOFError, ... for truncated or corrupt files
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: truncated or corrupt ({type(e).__name__}: {e})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an rnnlab checkpoint (format {FORMAT})")
+    return payload
+
+
+class Checkpoints:
+    """The checkpoint folder of a run: `step-NNNNNN.pt` files (the last `keep` kept) and `best.pt`."""
+
+    def __init__(self, folder: str | Path, keep: int = 3) -> None:
+        self.folder, self.keep = Path(folder), keep
+
+    def steps(self) -> list[tuple[int, Path]]:
+        """(step, path) of every step checkpoint, oldest first."""
+        found = []
+        for p in self.folder.glob("step-*.pt"):
+            m = re.fullmatch(r"step-(\d+)\.pt", p.name)
+            if m:
+                found.append((int(m.group(1)), p))
+        return sorted(found)
+
+    def latest(self) -> Path | None:
+        steps = self.steps()
+        return steps[-1][1] if steps else None
+
+    @property
+    def best(self) -> Path:
+        return self.folder / "best.pt"
+
+    def save(self, step: int, payload: dict[str, Any]) -> Path:
+        """Write the checkpoint of `step`, then delete all but the last `keep`."""
+        path = save(self.folder / f"step-{step:06d}.pt", payload)
+        for _, old in self.steps()[: -self.keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def save_best(self, payload: dict[str, Any]) -> Path:
+        return save(self.best, payload)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator's state as tensors and plain values (weights-only loadable)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # noqa: NPY002
+    assert isinstance(keys, np.ndarray)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(_tuples(state["python"]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+
+
+def _tuples(x: Any) -> Any:
+    return tuple(_tuples(i) for i in x) if isinstance(x, list | tuple) else x

@@ -1,0 +1,78 @@
+"""Validation: the task's loss and metrics over its validation batches, and the best result so far."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnlab.tasks.base import Task
+from rnnlab.training import tbptt
+from rnnlab.training.config import ConfigError, EvalConfig
+
+
+def evaluate(model: nn.Module, task: Task, device: torch.device, stateful: bool = False) -> dict[str, float]:
+    """Loss and metrics averaged over the validation sequences ({} without validation batches).
+
+    Whole sequences, no gradient, the model in eval mode; `stateful` carries the state across the batches
+    of a stream as training does.
+    """
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    count = 0
+    carry = tbptt.Carry()
+    with torch.no_grad():
+        for i, batch in enumerate(task.val_batches()):
+            tbptt.check_batch(batch, f"validation batch {i}")
+            batch = batch.to(device)
+            if not stateful:
+                carry = tbptt.Carry()
+            elif batch.reset is not None and carry.state is not None:
+                carry = tbptt.Carry(tbptt.reset_rows(carry.state, batch.reset))
+            y, carry = tbptt.forward(
+                model, batch.inputs, carry, keep=0, output=task.output, end=True, lengths=batch.lengths
+            )
+            values = {"loss": float(task.loss(y, batch.targets)), **task.metrics(y, batch.targets)}
+            rows = batch.inputs.shape[0]
+            for name, value in values.items():
+                totals[name] = totals.get(name, 0.0) + value * rows
+            count += rows
+    model.train(was_training)
+    return {name: total / count for name, total in totals.items()}
+
+
+class Best:
+    """The best value of the validation metric `config.metric` so far, and when to stop early."""
+
+    def __init__(self, config: EvalConfig) -> None:
+        self.config = config
+        self.value: float | None = None
+        self.step = 0
+        self.since = 0  # evaluations without improvement
+
+    def update(self, metrics: dict[str, float], step: int) -> bool:
+        """Record one evaluation; True when it is the best so far."""
+        name = self.config.metric
+        if name not in metrics:
+            raise ConfigError(
+                f"eval.metric: {name!r} is not reported by this task; it reports {', '.join(metrics)}"
+            )
+        value = metrics[name]
+        sign = 1.0 if self.config.mode == "min" else -1.0
+        if self.value is None or sign * (self.value - value) > self.config.min_delta:
+            self.value, self.step, self.since = value, step, 0
+            return True
+        self.since += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return bool(self.config.patience) and self.since >= self.config.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "step": self.step, "since": self.since}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.value, self.step, self.since = state["value"], int(state["step"]), int(state["since"])

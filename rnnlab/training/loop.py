@@ -1,0 +1,316 @@
+"""The training loop: one function, read top to bottom.
+
+    history = rnnlab.train(model, task, config)
+
+Each pass of the loop is one optimiser update on one window of one batch (whole sequences, or the k1-step
+windows of truncated BPTT, see tbptt.py): forward and backward, guard, clip, update, log, evaluate,
+checkpoint, stop. Everything goes to the run folder (run.py); a run resumes exactly from a checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from rnnlab.tasks.base import Task, describe
+from rnnlab.training import checkpoint, clipping, tbptt
+from rnnlab.training.build import (
+    Scheduler,
+    advance,
+    build_optimizer,
+    build_scheduler,
+    current_lr,
+    resolve_device,
+    scale_lr,
+    seed_everything,
+)
+from rnnlab.training.checkpoint import CheckpointError, Checkpoints
+from rnnlab.training.config import ConfigError, TrainConfig, load, to_dict, validate
+from rnnlab.training.evaluate import Best, evaluate
+from rnnlab.training.guard import Guard
+from rnnlab.training.progress import ProgressBar
+from rnnlab.training.run import RunDir, default_folder
+
+
+@dataclass
+class History:
+    """What a run logged (from its metrics.jsonl, across resumes) and its summary."""
+
+    run_dir: Path
+    train: list[dict[str, Any]] = field(default_factory=list)
+    val: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class State:
+    """Everything a checkpoint holds besides the config: enough to continue exactly."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Scheduler
+    clipper: clipping.Clipper
+    guard: Guard
+    best: Best
+    step: int = 0
+    position: tuple[int, int, int] | None = None  # (epoch, batch, window) of the last update
+    carry: tbptt.Carry = field(default_factory=tbptt.Carry)
+
+    def snapshot(self, config: TrainConfig, task: Task) -> dict[str, Any]:
+        """The checkpoint payload: tensors and plain values only."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "clipper": self.clipper.state_dict(),
+            "guard": self.guard.state_dict(),
+            "best": self.best.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "step": self.step,
+            "position": list(self.position) if self.position else None,
+            "carry": {"state": self.carry.state, "context": self.carry.context},
+            "config": to_dict(config),
+            "task": describe(task),
+        }
+
+    def restore(self, payload: dict[str, Any], device: torch.device) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.clipper.load_state_dict(payload["clipper"])
+        self.guard.load_state_dict(payload["guard"])
+        self.best.load_state_dict(payload["best"])
+        checkpoint.set_rng_state(payload["rng"])
+        self.step = int(payload["step"])
+        epoch, batch, window = payload["position"] or (0, 0, 0)
+        self.position = (epoch, batch, window) if payload["position"] else None
+        self.carry = tbptt.to_device(tbptt.Carry(**payload["carry"]), device)
+
+    def roll_back(self, path: Path, factor: float) -> int:
+        """Reload the weights and optimiser state of checkpoint `path`, lower the lr; returns its step.
+
+        The step counter and the data stream go on (the batches that failed are not replayed)."""
+        payload = checkpoint.load(path)
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        scale_lr(self.optimizer, self.scheduler, factor)
+        self.carry = tbptt.Carry()
+        return int(payload["step"])
+
+
+def train(
+    model: nn.Module,
+    task: Task,
+    config: TrainConfig | None = None,
+    *,
+    resume: str | Path | None = None,
+    progress: bool = True,
+) -> History:
+    """Train `model` on `task` as `config` says, writing a run folder; returns the history.
+
+    Args:
+        model: a module with `forward_with_state(x, state, lengths) -> (y, state)` on batch-first inputs,
+            such as `rnnlab.SequenceModel` (built with the task's input_size, output_size and output).
+        task: batches, loss and metrics (`rnnlab.tasks.Task`).
+        config: a `TrainConfig` (defaults for None; with `resume`, None means the run's own config.toml).
+        resume: a run folder (continue from its latest checkpoint) or a checkpoint file in one; the run goes
+            on up to `config.steps`.
+        progress: show a progress bar.
+    """
+    # ---- setup: config, run folder, seeds, device, optimiser, schedule, checkpoints
+    if resume is not None:
+        ckpt_path, folder = _resume_paths(Path(resume))
+        config = copy.deepcopy(config) if config else load(folder / "config.toml")
+        config.out = str(folder)
+    config = validate(copy.deepcopy(config) if config else TrainConfig())
+    _check(model, task, config)
+    b = config.bptt
+    k1 = b.k1 if b.mode == "truncated" else 0  # 0: one window over the whole sequence
+    keep = max(0, b.k2 - b.k1) if b.mode == "truncated" and b.k2 and b.k1 else 0  # context steps, k2 - k1
+    config.out = config.out or str(default_folder(getattr(task, "name", "task")))
+    run = RunDir(config.out, resume=resume is not None)
+    seed_everything(config.seed, config.deterministic)
+    device = resolve_device(config.device)
+    model.to(device).train()
+    optimizer = build_optimizer(model, config.optim)
+    scheduler = build_scheduler(optimizer, config.schedule, config.steps, config.eval.mode)
+    clipper = clipping.Clipper(config.clip)
+    s = State(model, optimizer, scheduler, clipper, Guard(config.guard), Best(config.eval))
+    checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep)
+    if resume is not None:
+        s.restore(checkpoint.load(ckpt_path), device)
+        if s.step >= config.steps:
+            raise ConfigError(f"steps: the run in {run.path} is at step {s.step} already; ask for more steps")
+        run.truncate_metrics(s.step)
+    else:
+        checkpoints.save(0, s.snapshot(config, task))  # the rollback target until the first periodic one
+    run.write_config(config, s.step)
+    forward = partial(tbptt.forward, model, keep=keep, output=task.output)
+    windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
+    bar = ProgressBar(config.steps, s.step, enabled=progress)
+    first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
+
+    try:
+        while s.step < config.steps:
+            window = next(windows)
+            s.carry = tbptt.begin(s.carry, window, b.stateful)
+            targets = window.targets(task.output)
+            if targets is None:  # output "last": windows before the batch's end only move the state on
+                with torch.no_grad():
+                    _, s.carry = forward(window.inputs, s.carry, end=False)
+                continue
+
+            # ---- forward backward (one update's gradient; diagnostics wrap exactly this block)
+            optimizer.zero_grad(set_to_none=True)
+            outputs, s.carry = forward(window.inputs, s.carry, end=window.last, lengths=window.batch.lengths)
+            loss = task.loss(outputs, targets)
+            loss.backward()
+            s.step, s.position = s.step + 1, window.position
+
+            # ---- guard: a NaN/Inf loss or gradient skips the update; too many in a row roll back
+            loss_value, norm = loss.item(), clipping.global_norm(model.parameters()).item()
+            bad = s.guard.check(loss_value, norm, model)
+            lr = current_lr(optimizer)
+            if bad is not None:
+                optimizer.zero_grad(set_to_none=True)
+                run.event("nonfinite", s.step, epoch=window.epoch, batch=window.batch_index, **bad)
+                if s.guard.should_roll_back():
+                    _roll_back(
+                        s, run, bar, checkpoints, config, f"{s.guard.in_a_row} non-finite steps in a row"
+                    )
+                clipped = clipping.Clipped(norm, norm, clipped=False, threshold=None)
+
+            # ---- clip (one exploding gradient must not wreck the weights), then update
+            else:
+                clipped = clipper(model.parameters(), norm)
+                optimizer.step()
+            advance(scheduler)
+
+            # ---- log: loss, gradient norm before and after clipping, lr, the task's metrics
+            if s.step % config.log_every == 0 or bad is not None:
+                row = _train_row(s.step, window, loss_value, clipped, lr, skipped=bad is not None)
+                if bad is None:
+                    with torch.no_grad():
+                        task_metrics = task.metrics(outputs.detach(), targets)
+                    row.update(task_metrics)
+                    metric = metric or next(iter(task_metrics), None)
+                run.log(row)
+                bar.update(s.step, row, metric)
+
+            # ---- evaluate: validation loss and metrics, the best checkpoint, the plateau schedule
+            done = s.step >= config.steps
+            if (config.eval.every and s.step % config.eval.every == 0) or done:
+                val = evaluate(model, task, device, b.stateful)
+                if val:
+                    run.log({"step": s.step, "split": "val", **val})
+                    if s.best.update(val, s.step):
+                        checkpoints.save_best(s.snapshot(config, task))
+                    if isinstance(scheduler, ReduceLROnPlateau):
+                        scheduler.step(val[config.eval.metric])
+
+            # ---- checkpoint (never with non-finite weights: those roll back instead)
+            stop = s.best.should_stop
+            if s.step % config.checkpoint.every == 0 or done or stop:
+                try:
+                    checkpoints.save(s.step, s.snapshot(config, task))
+                except CheckpointError as e:
+                    _roll_back(s, run, bar, checkpoints, config, str(e))
+
+            # ---- termination: the step budget (the while) or early stopping
+            if stop:
+                stopped = "early_stopping"
+                why = f"no improvement of val {config.eval.metric} in {config.eval.patience} evaluations"
+                run.event("early_stop", s.step, reason=why)
+                bar.say(f"step {s.step}: stopping early, {why}")
+                break
+    finally:
+        bar.close()
+        run.close()
+
+    # ---- summary: final and best metrics, speed, the loss curve
+    wall = time.perf_counter() - t0
+    rows = run.read("metrics.jsonl")
+    history = History(
+        run.path, [r for r in rows if r["split"] == "train"], [r for r in rows if r["split"] == "val"]
+    )
+    history.summary = {
+        "task": describe(task),
+        "steps": s.step,
+        "stopped": stopped,
+        "final": {
+            "train": history.train[-1] if history.train else {},
+            "val": history.val[-1] if history.val else {},
+        },
+        "best": {"metric": f"val {config.eval.metric}", "value": s.best.value, "step": s.best.step},
+        "skipped_steps": s.guard.skipped,
+        "rollbacks": s.guard.rollbacks,
+        "wall_time_s": wall,  # this session's: a resumed run counts from the resume
+        "steps_per_s": (s.step - first_step) / wall,
+    }
+    run.write_json("summary.json", history.summary)
+    run.plot_loss()
+    return history
+
+
+def _check(model: nn.Module, task: Task, config: TrainConfig) -> None:
+    """What train() needs of the model and the task, checked before anything is written."""
+    if config.bptt.stateful and not getattr(task, "stream", False):
+        raise ConfigError("bptt.stateful: needs a stream task, whose batches continue each other")
+    if not hasattr(model, "forward_with_state"):
+        raise TypeError("model needs forward_with_state(x, state, lengths) -> (y, state) (see SequenceModel)")
+    if not getattr(model, "batch_first", True):
+        raise ValueError("tasks give batch-first inputs (B, T, I): build the model with batch_first=True")
+    if getattr(model, "output", task.output) != task.output:
+        raise ValueError(f"the task predicts output={task.output!r}, the model output={model.output!r}")
+
+
+def _train_row(
+    step: int, window: tbptt.Window, loss: float, clip: clipping.Clipped, lr: float, skipped: bool
+):
+    """The metrics.jsonl row of one training step (the task's metrics are added to it)."""
+    return {
+        "step": step,
+        "split": "train",
+        "epoch": window.epoch,
+        "batch": window.batch_index,
+        "loss": loss,
+        "grad_norm": clip.norm,
+        "grad_norm_clipped": clip.norm_clipped,
+        "clipped": clip.clipped,
+        "lr": lr,
+        "skipped": skipped,
+    }
+
+
+def _roll_back(
+    s: State, run: RunDir, bar: ProgressBar, checkpoints: Checkpoints, config: TrainConfig, why: str
+) -> None:
+    """Go back to the last good checkpoint with a lower learning rate, and say so."""
+    s.guard.rolled_back()  # raises DivergedError when the rollbacks are used up
+    path = checkpoints.latest()
+    assert path is not None, "a fresh run writes checkpoint 0 before its first step"
+    to_step = s.roll_back(path, config.guard.lr_factor)
+    lr = current_lr(s.optimizer)
+    run.event("rollback", s.step, reason=why, checkpoint=path.name, checkpoint_step=to_step, lr=lr)
+    bar.say(f"step {s.step}: {why}; rolled back to {path.name} (step {to_step}), learning rate now {lr:.3g}")
+
+
+def _resume_paths(resume: Path) -> tuple[Path, Path]:
+    """(checkpoint, run folder) from a run folder (its latest checkpoint) or a checkpoint file in one."""
+    if resume.is_file():
+        return resume, resume.parent.parent
+    latest = Checkpoints(resume / "checkpoints").latest()
+    if latest is None:
+        raise CheckpointError(f"cannot resume {resume}: no checkpoints in {resume / 'checkpoints'}")
+    return latest, resume

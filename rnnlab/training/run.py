@@ -1,0 +1,150 @@
+"""The run folder: everything a run writes, in one place.
+
+    runs/sine-20250101-120000/
+      config.toml          the resolved config (a resume that changes it keeps the old one beside it)
+      metrics.jsonl        one JSON object per logged step; validation rows have "split": "val"
+      events.jsonl         skipped non-finite steps, rollbacks, early stopping
+      checkpoints/         step-NNNNNN.pt (the last K) and best.pt
+      tensorboard/         event files with the same scalars
+      summary.json         final and best metrics, steps, wall time, steps per second
+      loss.png             the loss curve
+
+Other parts of rnnlab add their own files with `append` (JSON lines) and `scalars` (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+from rnnlab.training import config as cfg
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (it exists and is not being resumed, or is missing)."""
+
+
+def default_folder(task_name: str) -> Path:
+    return Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class RunDir:
+    """A run folder, opened fresh (it must not hold a run already) or to resume (it must)."""
+
+    def __init__(self, path: str | Path, *, resume: bool = False) -> None:
+        self.path = Path(path)
+        if resume and not (self.path / "config.toml").is_file():
+            raise RunFolderError(f"cannot resume {self.path}: no run there (config.toml is missing)")
+        if not resume and self.path.exists() and any(self.path.iterdir()):
+            raise RunFolderError(
+                f"run folder {self.path} already exists and is not empty; continue it with "
+                f"--resume {self.path} (resume=...) or choose another folder"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.checkpoints = self.path / "checkpoints"
+        self._tb: SummaryWriter | None = None
+
+    @property
+    def tensorboard(self) -> SummaryWriter:
+        if self._tb is None:
+            self._tb = SummaryWriter(log_dir=str(self.path / "tensorboard"))
+        return self._tb
+
+    def append(self, name: str, row: Mapping[str, Any]) -> None:
+        """Append one JSON object as a line of `name` (non-finite numbers become null)."""
+        with open(self.path / name, "a") as f:
+            f.write(json.dumps(_finite(row)) + "\n")
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        """The JSON lines of `name` ([] when there is none)."""
+        file = self.path / name
+        if not file.is_file():
+            return []
+        return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+
+    def event(self, event: str, step: int, **details: Any) -> None:
+        """A line in events.jsonl: a skipped step, a rollback, early stopping."""
+        self.append("events.jsonl", {"event": event, "step": step, **details})
+
+    def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
+        """Log the finite numbers of `values` to TensorBoard as `prefix/name`."""
+        for name, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                self.tensorboard.add_scalar(f"{prefix}/{name}", value, step)
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        """A metrics row: to metrics.jsonl and, under train/ or val/, to TensorBoard."""
+        self.append("metrics.jsonl", row)
+        values = {k: v for k, v in row.items() if k not in ("step", "split", "epoch", "batch")}
+        self.scalars(str(row.get("split", "train")), values, int(row["step"]))
+
+    def write_json(self, name: str, obj: Any) -> None:
+        tmp = self.path / f".{name}.tmp"
+        tmp.write_text(json.dumps(_finite(obj), indent=2) + "\n")
+        os.replace(tmp, self.path / name)
+
+    def write_config(self, config: cfg.TrainConfig, step: int = 0) -> None:
+        """Save the resolved config; a different one already there is kept as config.step-N.toml."""
+        file, text = self.path / "config.toml", cfg.dumps(config)
+        if file.is_file() and file.read_text() != text:
+            os.replace(file, self.path / f"config.step-{step:06d}.toml")
+        file.write_text(text)
+
+    def truncate_metrics(self, step: int) -> None:
+        """On resume from `step`: rows logged after it get redone; they move to metrics.superseded.jsonl."""
+        rows = self.read("metrics.jsonl")
+        later = [r for r in rows if r.get("step", 0) > step]
+        if later:
+            for r in later:
+                self.append("metrics.superseded.jsonl", r)
+            tmp = self.path / ".metrics.jsonl.tmp"
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows if r.get("step", 0) <= step))
+            os.replace(tmp, self.path / "metrics.jsonl")
+
+    def plot_loss(self) -> Path:
+        """loss.png: the training loss per step and the validation loss, from metrics.jsonl."""
+        from matplotlib.figure import Figure  # no pyplot: draws with Agg and leaves the user's backend alone
+
+        rows = self.read("metrics.jsonl")
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
+        for split, style in (("train", "-"), ("val", "o-")):
+            pts = [
+                (r["step"], r["loss"]) for r in rows if r.get("split") == split and r.get("loss") is not None
+            ]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), style, label=f"{split} loss", markersize=3)
+        positive = all(r["loss"] > 0 for r in rows if r.get("loss") is not None)
+        if rows and positive:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(self.path.name)
+        ax.legend()
+        fig.tight_layout()
+        out = self.path / "loss.png"
+        fig.savefig(out, dpi=100)
+        return out
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def _finite(x: Any) -> Any:
+    """JSON has no NaN or Inf: they become null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Mapping):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
