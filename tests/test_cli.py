@@ -1,0 +1,115 @@
+"""`rnnlab train`: a short end-to-end run, resume, and errors printed without a traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rnnlab.cli import main
+
+TINY = ["--quiet", "--model.hidden_size=8", "--task.train_size=64", "--task.val_size=16", "--eval.every=10"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and two threads stall badly on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_train_writes_a_run_folder_and_resumes_to_more_steps(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "sine", "--steps", "10", "--seed", "3", "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "step 10: train loss" in printed and str(out) in printed
+    assert json.loads((out / "summary.json").read_text())["steps"] == 10
+    assert (out / "loss.png").is_file() and (out / "checkpoints" / "step-000010.pt").is_file()
+    assert "seed = 3" in (out / "config.toml").read_text()
+
+    assert main(["train", "--resume", str(out), "--steps", "15", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert summary["steps"] == 15 and [r["step"] for r in rows if r["split"] == "train"] == list(range(1, 16))
+    assert "steps = 15" in (out / "config.toml").read_text()
+    assert "steps = 10" in (out / "config.step-000010.toml").read_text()  # the old config is kept
+
+
+def test_a_config_file_with_flags_on_top(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('steps = 4\n[optim]\nname = "sgd"\nlr = 0.05\n[clip]\nmode = "norm"\nmax_norm = 0.5\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--optim.lr=0.01", "--out", str(out), *TINY]) == 0
+    saved = (out / "config.toml").read_text()
+    assert 'name = "sgd"' in saved and "lr = 0.01" in saved and "max_norm = 0.5" in saved
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--optim.lr=-1"], "rnnlab train: error: optim.lr: expected a number > 0.0, got -1"),
+        (["--optim.lrr=1"], "unknown setting 'optim.lrr'; did you mean 'optim.lr'?"),
+        (
+            ["--clip.mode", "sometimes"],
+            "clip.mode: expected one of: none, value, norm, adaptive, got 'sometimes'",
+        ),
+        (["--task", "nope"], "task.name: unknown task 'nope'; available: sine"),
+        (["--config", "missing.toml"], "config file not found: missing.toml"),
+        (["--resume", "nowhere"], "--resume: no run in nowhere"),
+        (["stray"], "unexpected argument 'stray'"),
+    ],
+)
+def test_bad_input_is_one_line_without_a_traceback(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--steps", "2", *args, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # nothing was written
+
+
+def test_an_existing_run_folder_is_refused_and_left_alone(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--steps", "2", "--out", str(out), *TINY]) == 0
+    before = sorted(p.name for p in out.rglob("*"))
+    assert main(["train", "--steps", "2", "--out", str(out), *TINY]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
+def test_a_corrupt_checkpoint_on_resume_is_named(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--steps", "2", "--out", str(out), *TINY]) == 0
+    (out / "checkpoints" / "step-000002.pt").write_bytes(b"garbage")
+    assert main(["train", "--resume", str(out), "--steps", "4", "--quiet"]) == 2
+    assert "step-000002.pt: truncated or corrupt" in capsys.readouterr().err
+
+
+def test_the_console_script_exits_non_zero_without_a_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnlab.cli", "train", "--bptt.mode=sideways", "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "bptt.mode: expected one of: full, truncated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_help_lists_every_config_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for flag in [
+        "--steps",
+        "--seed",
+        "--out",
+        "--resume",
+        "--quiet",
+        "--optim.lr",
+        "--bptt.k2",
+        "--clip.multiple",
+    ]:
+        assert flag in out
