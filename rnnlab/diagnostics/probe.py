@@ -51,8 +51,8 @@ class _Recorder:
         self.state_ok = torch.stack([torch.isfinite(s).flatten(1).all(1) for s in states]).all(0)
 
     def backward(self, grads: tuple[Tensor, ...]) -> None:
-        self.profiles = tuple(torch.linalg.vector_norm(g, dim=(1, 2)) for g in grads)
-        self.grad_ok = torch.stack([torch.isfinite(p) for p in self.profiles]).all(0)
+        self.profiles = tuple(_step_norms(g) for g in grads)
+        self.grad_ok = torch.stack([torch.isfinite(g).flatten(1).all(1) for g in grads]).all(0)
 
 
 class _Tee:
@@ -273,6 +273,14 @@ def _grad_norms(model: nn.Module) -> tuple[dict[str, float], list[str]]:
     values = torch.stack([torch.linalg.vector_norm(g.detach()).float().cpu() for _, g in named]).tolist()
     norms = dict(zip((n for n, _ in named), values, strict=True))
     return norms, [n for n, v in norms.items() if not math.isfinite(v)]
+
+
+def _step_norms(g: Tensor) -> Tensor:
+    """‖g_t‖ over batch and features for every t of g (T, B, H); in float64 where float32 squares overflow."""
+    norms = torch.linalg.vector_norm(g, dim=(1, 2))
+    if g.dtype != torch.float64 and bool(torch.isinf(norms).any()):
+        norms = torch.linalg.vector_norm(g.double(), dim=(1, 2)).to(norms.dtype)  # inf only if truly huge
+    return norms
 
 
 def _first_false(ok: Tensor | None) -> int | None:

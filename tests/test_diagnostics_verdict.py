@@ -1,0 +1,148 @@
+"""Verdicts on constructed cases whose gradient flow is known, and the rules behind them."""
+
+import pytest
+import torch
+from diagnostics_cases import backward, linear_rnn, scaled
+
+import rnnlab
+from rnnlab.diagnostics import verdict
+from rnnlab.diagnostics.verdict import Evidence, diagnose
+
+
+def probe(model, x, **options):
+    with rnnlab.watch(model, **options) as p:
+        backward(model, x)
+    return p.report()
+
+
+def test_tanh_rnn_with_radius_one_half_is_vanishing():
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(3, 32, 1, cell="rnn", spectral_radius=0.5)
+    layer = probe(model, torch.randn(4, 60, 3)).layers["encoder.l0"]
+    assert layer.verdict.name == "vanishing"
+    assert layer.jacobian.gamma < 0.5 and layer.jacobian.horizon < 60
+    assert layer.spectral_radius == pytest.approx(0.5)
+    assert (
+        "model.cell=lstm or gru" in layer.verdict.remedies
+        and "model.init=orthogonal" in layer.verdict.remedies
+    )
+    assert "model.chrono=60" in layer.verdict.remedies
+
+
+def test_profile_alone_shows_vanishing_without_the_jacobian():
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(3, 32, 1, cell="rnn", spectral_radius=0.5)  # many-to-one: loss at the end
+    layer = probe(model, torch.randn(4, 60, 3), jacobian=False).layers["encoder.l0"]
+    assert layer.jacobian is None
+    assert layer.profile_h[0] / max(layer.profile_h) < verdict.VANISHING
+    assert layer.verdict.name == "vanishing" and "‖∂L/∂h_t‖ falls by" in layer.verdict.evidence
+
+
+def test_linear_rnn_with_orthogonal_weights_is_healthy():
+    layer = probe(linear_rnn(1.0), torch.randn(50, 2, 3, dtype=torch.float64)).layers["l0"]
+    assert layer.verdict.name == "healthy" and layer.verdict.flags == [] and layer.verdict.remedies == []
+    assert layer.jacobian.gamma == pytest.approx(1.0)
+
+
+def test_linear_rnn_with_radius_one_and_a_half_is_exploding():
+    layer = probe(linear_rnn(1.5), torch.randn(50, 2, 3, dtype=torch.float64)).layers["l0"]
+    assert layer.verdict.name == "exploding"
+    assert layer.jacobian.growth == pytest.approx(1.5**50, rel=1e-6)
+    assert "model.spectral_radius=1.0" in layer.verdict.remedies
+    assert layer.verdict.remedies[0].startswith("clip.mode=norm")
+
+
+def test_chaotic_tanh_rnn_is_exploding():
+    # Gaussian recurrent weights of gain 2 (std 2/√H) and small inputs: a positive Lyapunov exponent
+    torch.manual_seed(0)
+    H = 64
+    model = rnnlab.SequenceModel(3, H, 1, cell="rnn", init={"recurrent": f"normal({2 / H**0.5})"})
+    layer = probe(model, 0.01 * torch.randn(2, 100, 3)).layers["encoder.l0"]
+    assert layer.verdict.name == "exploding"
+    assert layer.jacobian.gamma > 1.05 and layer.jacobian.growth > verdict.EXPLODING
+
+
+def test_preactivations_scaled_by_twenty_are_saturated():
+    torch.manual_seed(0)
+    model = scaled(rnnlab.SequenceModel(3, 32, 1, cell="rnn"), 20.0)
+    layer = probe(model, torch.randn(4, 30, 3)).layers["encoder.l0"]
+    assert layer.verdict.name == "saturated"
+    assert layer.saturation["tanh"] > verdict.TANH_SATURATED
+    assert layer.verdict.flags[0] == "saturated"  # the cause is named first, other findings kept as flags
+
+
+def test_lstm_with_forget_bias_minus_six_is_forgetting():
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(3, 16, 1, cell="lstm", forget_bias=-6.0)
+    layer = probe(model, torch.randn(4, 30, 3)).layers["encoder.l0"]
+    assert layer.verdict.name == "forgetting"
+    keep = layer.saturation["keep_gate"]
+    assert keep["name"] == "f" and keep["quantiles"]["q50"] < 0.01
+    assert layer.verdict.remedies == ["model.forget_bias=1.0", "model.chrono=30"]
+
+
+def test_healthy_lstm_on_a_short_task_raises_no_alarm():
+    # recall the input from 3 steps before the end of 8-step sequences, after a short training
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(1, 16, 1, cell="lstm", forget_bias=1.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x = torch.randn(64, 8, 1)
+    y = x[:, -4]
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    with rnnlab.watch(model) as p:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+    report = p.report()
+    assert float(loss.detach()) < 0.1  # it learned the task
+    assert report.verdicts == {"encoder.l0": "healthy"} and report.healthy
+    assert report.layers["encoder.l0"].jacobian.horizon > 8
+
+
+# ---------------------------------------------------------------------------------------------- the rules
+
+
+def test_checks_run_in_order_and_keep_every_flag():
+    e = Evidence(cell="LSTMCell", gated=True, steps=100, jacobian_steps=100, keep_gate="f", keep_median=0.01)
+    e.full_product, e.growth, e.tanh_saturated = 1e-9, 0.5, 0.9
+    v = diagnose(e)
+    assert v.name == "forgetting" and v.flags == ["forgetting", "saturated", "vanishing"]
+    e.nonfinite_grad_step = 42
+    v = diagnose(e)
+    assert v.name == "exploding" and "step 42" in v.evidence and "a lower optim.lr" in v.remedies
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "name"),
+    [
+        ("full_product", verdict.VANISHING * 0.99, "vanishing"),
+        ("full_product", verdict.VANISHING * 1.01, "healthy"),
+        ("growth", verdict.EXPLODING * 1.01, "exploding"),
+        ("growth", verdict.EXPLODING * 0.99, "healthy"),
+        ("profile_drop", verdict.VANISHING * 0.99, "vanishing"),
+        ("profile_growth", verdict.EXPLODING * 1.01, "exploding"),
+        ("tanh_saturated", verdict.TANH_SATURATED + 0.01, "saturated"),
+        ("gates_saturated", verdict.GATES_SATURATED - 0.01, "healthy"),
+        ("keep_median", verdict.FORGET_CLOSED * 0.99, "forgetting"),
+        ("keep_median", verdict.FORGET_CLOSED * 1.01, "healthy"),
+    ],
+)
+def test_each_threshold_decides(field, value, name):
+    e = Evidence(cell="GRUCell", gated=True, steps=50, jacobian_steps=50, keep_gate="z")
+    setattr(e, field, value)
+    assert diagnose(e).name == name
+
+
+def test_clip_threshold_follows_the_median_norm():
+    e = Evidence(
+        cell="RNNCell", gated=False, jacobian_steps=10, growth=1e5, spectral_radius=1.8, grad_norm=3e4
+    )
+    e.median_grad_norm = 0.7
+    v = diagnose(e)
+    assert v.remedies[0] == "clip.mode=norm with clip.max_norm=1 (the median norm was 0.7)"
+    assert "pre-clip norm 3e+04" in v.evidence and "spectral radius 1.8" in v.evidence
+    e.median_grad_norm = 2.5
+    assert diagnose(e).remedies[0].startswith("clip.mode=norm with clip.max_norm=5 ")
+    assert v.message.startswith("exploding: ") and ": try clip.mode=norm" in v.message
