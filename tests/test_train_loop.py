@@ -171,7 +171,7 @@ def test_nan_in_the_data_is_an_error_naming_the_batch(tmp_path):
 def test_the_keras_style_example_from_the_readme(tmp_path):
     # Keras: SimpleRNN(50) + Dense(1) on 1000 sequences of 10 steps, Adam, MSE (steps shortened here)
     x = torch.rand(1000, 10, 1)
-    y = x.sum(dim=1) / 10  # the mean of each sequence
+    y = x.mean(dim=1)  # target: each sequence's mean
     task = rnnlab.tasks.TensorTask(x[:800], y[:800], loss="mse", val=(x[800:], y[800:]))
     model = rnnlab.SequenceModel(1, 50, 1, cell="rnn", init="orthogonal")
     config = rnnlab.TrainConfig(
@@ -180,3 +180,16 @@ def test_the_keras_style_example_from_the_readme(tmp_path):
     config.out = str(tmp_path / "keras")
     history = rnnlab.train(model, task, config, progress=False)
     assert history.val[-1]["loss"] < 0.1 * history.train[0]["loss"]
+
+
+def test_deterministic_mode_allows_only_deterministic_algorithms():
+    from rnnlab.training import seed_everything
+
+    try:
+        seed_everything(5, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        first = torch.rand(3)
+        seed_everything(5)
+        assert torch.equal(torch.rand(3), first)
+    finally:
+        torch.use_deterministic_algorithms(False)

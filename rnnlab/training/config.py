@@ -24,6 +24,8 @@ from typing import Any
 
 import tomli_w
 
+from rnnlab.layers import CELLS
+
 
 class ConfigError(ValueError):
     """A configuration value that is unknown, of the wrong type or out of range."""
@@ -60,9 +62,7 @@ class TaskConfig:
 
 @dataclass
 class ModelConfig:
-    cell: str = option(
-        "lstm", "cell type", choices=("lstm", "gru", "rnn", "layernorm_lstm", "layernorm_gru", "indrnn")
-    )
+    cell: str = option("lstm", "cell type", choices=tuple(CELLS))
     hidden_size: int = option(32, "units per layer", min=1)
     num_layers: int = option(1, "stacked layers", min=1)
     dropout: float = option(0.0, "dropout between layers", min=0.0, max=0.99)
