@@ -147,6 +147,13 @@ class CheckpointConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    every: int = option(0, "probe the gradient flow every N steps into diagnostics.jsonl (0: never)", min=0)
+    jacobian: bool = option(True, "add the Jacobian analysis to each probe: growth per step, memory horizon")
+    plots: bool = option(True, "draw the diagnostics figures into <run>/diagnostics/ at the end")
+
+
+@dataclass
 class TrainConfig:
     """Everything a run needs besides the model and the task; saved as the run's `config.toml`."""
 
@@ -165,6 +172,7 @@ class TrainConfig:
     guard: GuardConfig = field(default_factory=GuardConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
 
 # ------------------------------------------------------------------------------------------------ fields

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from rnnlab.diagnostics.training import TrainingDiagnostics
 from rnnlab.tasks.base import Task, describe
 from rnnlab.training import checkpoint, clipping, tbptt
 from rnnlab.training.build import (
@@ -159,6 +160,7 @@ def train(
     forward = partial(tbptt.forward, model, keep=keep, output=task.output)
     windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
     bar = ProgressBar(config.steps, s.step, enabled=progress)
+    diagnostics = TrainingDiagnostics(model, config.diagnostics, run, s.step)
     first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
 
     try:
@@ -173,9 +175,12 @@ def train(
 
             # ---- forward backward (one update's gradient; diagnostics wrap exactly this block)
             optimizer.zero_grad(set_to_none=True)
-            outputs, s.carry = forward(window.inputs, s.carry, end=window.last, lengths=window.batch.lengths)
-            loss = task.loss(outputs, targets)
-            loss.backward()
+            with diagnostics.watch(s.step + 1):  # every diagnostics.every steps: into diagnostics.jsonl
+                outputs, s.carry = forward(
+                    window.inputs, s.carry, end=window.last, lengths=window.batch.lengths
+                )
+                loss = task.loss(outputs, targets)
+                loss.backward()
             s.step, s.position = s.step + 1, window.position
 
             # ---- guard: a NaN/Inf loss or gradient skips the update; too many in a row roll back
@@ -260,6 +265,7 @@ def train(
     }
     run.write_json("summary.json", history.summary)
     run.plot_loss()
+    diagnostics.finish()
     return history
 
 

@@ -1,0 +1,101 @@
+"""Diagnostics during training: a probe every N steps, into the run folder.
+
+    [diagnostics]                      rnnlab train ... --diagnostics.every=100
+    every = 100
+
+The training loop wraps its forward and backward in `TrainingDiagnostics.watch(step)`. On every N-th step
+that block runs under `rnnlab.watch`; the report is appended to `diagnostics.jsonl` (one object per probe:
+"step" and `Report.to_dict()`: per-layer profile, γ, horizon, spectra, saturation, verdict), its headline
+numbers go to TensorBoard under `diagnostics/<layer>/...` with the heatmap of log10 ‖∂L/∂h_t‖ over time step
+× training step as an image, and `finish()` draws the figures into `<run>/diagnostics/`. A probed step
+runs the unrolled path (equal to the fused kernel up to rounding); it computes the same update otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from rnnlab.diagnostics import plots
+from rnnlab.diagnostics.probe import Probe, watch
+from rnnlab.diagnostics.report import Report
+
+if TYPE_CHECKING:
+    from rnnlab.training.config import DiagnosticsConfig
+    from rnnlab.training.run import RunDir
+
+FILE = "diagnostics.jsonl"
+
+
+class TrainingDiagnostics:
+    """Probes `model` every `config.every` steps of a run and records what it finds in `run`."""
+
+    def __init__(self, model: nn.Module, config: DiagnosticsConfig, run: RunDir, step: int = 0) -> None:
+        self.model, self.config, self.run = model, config, run
+        rows = run.read(FILE)
+        self.history = [r for r in rows if r.get("step", 0) <= step]
+        if len(self.history) < len(rows):  # a resumed run redoes the steps after its checkpoint
+            (run.path / FILE).write_text("".join(json.dumps(r) + "\n" for r in self.history))
+        self.norms = [r["grad_norm"] for r in self.history if r.get("grad_norm") is not None]
+
+    def due(self, step: int) -> bool:
+        return self.config.every > 0 and step % self.config.every == 0
+
+    @contextlib.contextmanager
+    def watch(self, step: int) -> Iterator[Probe | None]:
+        """Wrap one update's forward and backward: a probe on the steps that are due, else nothing."""
+        if not self.due(step):
+            yield None
+            return
+        median = statistics.median(self.norms) if self.norms else None
+        with watch(self.model, jacobian=self.config.jacobian, median_grad_norm=median) as probe:
+            yield probe
+        self.record(step, probe.report())
+
+    def record(self, step: int, report: Report) -> None:
+        """diagnostics.jsonl, TensorBoard scalars and the heatmap image of one probe."""
+        row = {"step": step, **report.to_dict()}
+        self.run.append(FILE, row)
+        self.history.append(row)
+        if report.grad_norm is not None and math.isfinite(report.grad_norm):
+            self.norms.append(report.grad_norm)
+        self.run.scalars("diagnostics", {"grad_norm": report.grad_norm}, step)
+        for name, layer in report.layers.items():
+            self.run.scalars(f"diagnostics/{name}", _headline(layer.to_dict(), layer.spectral_radius), step)
+        fig = plots.profile_heatmap(self.history)
+        self.run.tensorboard.add_image(
+            "diagnostics/grad_flow", plots.figure_to_array(fig), step, dataformats="HWC"
+        )
+
+    def finish(self) -> list[Path]:
+        """The figures of the run's probes, as PNGs in `<run>/diagnostics/` (when `config.plots`)."""
+        if not self.config.plots or not self.history:
+            return []
+        return plots.save_all(self.history, self.run.path / "diagnostics")
+
+
+def _headline(layer: dict[str, Any], radius: float | None) -> dict[str, Any]:
+    """The numbers of one layer worth a TensorBoard curve."""
+    jac = layer.get("jacobian") or {}
+    sat = layer.get("saturation") or {}
+    keep = sat.get("keep_gate") or {}
+    profile = layer.get("profile_h") or []
+    peak = max(profile, default=0.0)
+    drop = profile[0] / peak if profile and peak > 0 else None
+    return {
+        "gamma": jac.get("gamma"),
+        "horizon": jac.get("horizon"),
+        "log10_first_over_peak": math.log10(drop) if drop else None,
+        "spectral_radius": radius,
+        "tanh_saturated": sat.get("tanh"),
+        "gates_saturated": sat.get("gates"),
+        "keep_gate_median": (keep.get("quantiles") or {}).get("q50"),
+        "healthy": float(layer["verdict"]["name"] == "healthy"),
+    }
