@@ -22,15 +22,27 @@ def test_every_gate_block_of_an_orthogonal_lstm_has_the_radius_asked_for():
             assert v["max_singular"] == pytest.approx(0.8, rel=1e-9)
 
 
-def test_gelfand_estimate_is_a_close_upper_bound():
+def test_large_blocks_are_estimated_within_a_percent():
     torch.manual_seed(0)
     for n in (150, 256):
-        w = torch.randn(n, n, dtype=torch.float64) / n**0.5
-        exact = float(torch.linalg.eigvals(w).abs().max())
-        estimate = spectra.radius(w, exact_max=64)  # Gelfand above 64 rows
-        assert exact * (1 - 1e-9) <= estimate <= exact * 1.01
+        w = torch.randn(3, n, n, dtype=torch.float64) / n**0.5
+        rho = torch.linalg.eigvals(w).abs().amax(-1)
+        sigma = torch.linalg.matrix_norm(w, ord=2)
+        torch.testing.assert_close(spectra.gelfand_radius(w), rho, rtol=0.01, atol=0)
+        sigma_estimate = spectra.krylov_max_singular(w)
+        assert bool((sigma_estimate <= sigma * (1 + 1e-9)).all())  # Rayleigh–Ritz: from below
+        torch.testing.assert_close(sigma_estimate, sigma, rtol=1e-6, atol=0)
     q = torch.linalg.qr(torch.randn(200, 200, dtype=torch.float64))[0]
-    assert spectra.gelfand_radius(0.9 * q) == pytest.approx(0.9 * 200 ** (1 / 2**11), rel=1e-9)  # √n^(1/k)
+    assert spectra.radius(0.9 * q) == pytest.approx(0.9, rel=1e-9)  # orthogonal: ‖Q^k V‖ = ‖V‖ exactly
+    assert spectra.max_singular(0.9 * q) == pytest.approx(0.9, rel=1e-9)
+    assert spectra.radius(torch.zeros(200, 200)) == 0.0
+
+
+def test_rank_deficient_blocks_keep_the_krylov_space_orthonormal():
+    u, v = torch.randn(256, 2, dtype=torch.float64), torch.randn(2, 256, dtype=torch.float64)
+    w = u @ v  # rank 2: the Krylov space is exhausted after two vectors
+    expected = torch.linalg.matrix_norm(w, ord=2)
+    torch.testing.assert_close(spectra.krylov_max_singular(w[None])[0], expected, rtol=1e-9, atol=0)
 
 
 def test_indrnn_vector_weights_are_a_diagonal():

@@ -48,11 +48,11 @@ class _Recorder:
         c = self.cell
         self.steps, self.batch = states[0].shape[0], states[0].shape[1]
         self.saturation = saturation.measure(gates, mask, c.tanh_units, c.sigmoid_gates, c.keep_gate)
-        self.state_ok = torch.stack([torch.isfinite(s).flatten(1).all(1) for s in states]).all(0)
+        self.state_ok = _finite_steps(states, [s.sum(dim=(1, 2)) for s in states])
 
     def backward(self, grads: tuple[Tensor, ...]) -> None:
         self.profiles = tuple(_step_norms(g) for g in grads)
-        self.grad_ok = torch.stack([torch.isfinite(g).flatten(1).all(1) for g in grads]).all(0)
+        self.grad_ok = _finite_steps(grads, list(self.profiles))
 
 
 class _Tee:
@@ -273,6 +273,19 @@ def _grad_norms(model: nn.Module) -> tuple[dict[str, float], list[str]]:
     values = torch.stack([torch.linalg.vector_norm(g.detach()).float().cpu() for _, g in named]).tolist()
     norms = dict(zip((n for n, _ in named), values, strict=True))
     return norms, [n for n, v in norms.items() if not math.isfinite(v)]
+
+
+def _finite_steps(tensors: tuple[Tensor, ...], reductions: list[Tensor]) -> Tensor:
+    """(T,) bool: every entry of every (T, B, H) tensor finite at step t.
+
+    A per-step sum or norm is finite when every entry is (one cheap pass); only the steps where it is not,
+    which may be an overflow of finite values, are checked entry by entry.
+    """
+    ok = torch.stack([torch.isfinite(r) for r in reductions]).all(0)
+    if not bool(ok.all()):
+        bad = ~ok
+        ok[bad] = torch.stack([torch.isfinite(t[bad]).flatten(1).all(1) for t in tensors]).all(0)
+    return ok
 
 
 def _step_norms(g: Tensor) -> Tensor:

@@ -6,7 +6,8 @@
 A saturated unit passes on under 2% of the gradient that reaches it, at every step it stays saturated. The
 gate that keeps the past (LSTM forget gate f, GRU update gate z) is measured apart, as a distribution:
 open (near 1) it is the gradient's path through time, closed (near 0) the cell forgets every step. Its
-memory time −1/ln f is the number of steps over which a kept value decays by e.
+memory time −1/ln f is the number of steps over which a kept value decays by e. Large layers are measured
+on evenly strided time steps (`SAMPLE`), so the cost stays a few milliseconds whatever T × B × H.
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ SIGMOID_LOW, SIGMOID_HIGH = 0.01, 0.99
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 #: bins of the keep gate's histogram on [0, 1].
 HISTOGRAM_BINS = 20
-#: quantiles are taken on an evenly strided subsample of at most this many values (sorting all is slow).
-_QUANTILE_SAMPLE = 1 << 16
-
-
-def _valid(x: Tensor, mask: Tensor | None) -> Tensor:
-    """The entries of x (T, B, H) at steps inside each sequence, flattened."""
-    return x.reshape(-1) if mask is None else x[mask.expand_as(x)]
+#: shares are measured on evenly strided time steps holding about this many values per gate (all steps
+#: of a small layer): a share estimated from 2^18 values is within ±0.2% of the whole, at a fixed cost.
+SAMPLE = 1 << 18
+#: quantiles are taken on an evenly strided subsample of at most this many keep-gate values.
+_QUANTILE_SAMPLE = 1 << 14
 
 
 def measure(
@@ -41,7 +40,7 @@ def measure(
     sigmoid_gates: tuple[str, ...],
     keep_gate: str | None,
 ) -> dict[str, Any]:
-    """Saturation of one layer's activations over all steps and sequences.
+    """Saturation of one layer's activations over its steps and sequences.
 
     Args:
         gates: name -> activations (T, B, H), as a cell's step returns them.
@@ -53,35 +52,43 @@ def measure(
     gate), `per_gate` {name: {"low", "high"} or {"saturated"}}, and `keep_gate` (None, or its name, mean,
     quantiles, histogram and median memory time in steps).
     """
+    names = [n for n in (*tanh_units, *sigmoid_gates) if n in gates]
+    if not names:
+        return {"tanh": None, "gates": None, "per_gate": {}, "keep_gate": None}
+    T, B, H = gates[names[0]].shape
+    stride = max(1, min(math.ceil(T * B * H / SAMPLE), T // 8))
+    steps = slice(stride // 2, None, stride)
+    mask = None if mask is None else mask[steps]
+    count = (B * H * len(range(T)[steps])) if mask is None else int(mask.sum()) * H
+
+    def hits(name: str, test: Any) -> Tensor:
+        x = gates[name][steps]
+        return torch.count_nonzero(test(x) if mask is None else test(x) & mask)
+
     per_gate: dict[str, dict[str, Tensor]] = {}
-    tanh_hits, tanh_count = [], 0
-    for name in tanh_units:
-        if name in gates:
-            x = _valid(gates[name], mask)
-            hits = (x.abs() > TANH_LIMIT).sum()
-            per_gate[name] = {"saturated": hits / max(x.numel(), 1)}
-            tanh_hits.append(hits)
-            tanh_count += x.numel()
-    gate_hits, gate_count = [], 0
-    for name in sigmoid_gates:
-        if name in gates:
-            x = _valid(gates[name], mask)
-            n = max(x.numel(), 1)
-            low, high = (x < SIGMOID_LOW).sum(), (x > SIGMOID_HIGH).sum()
-            per_gate[name] = {"low": low / n, "high": high / n}
-            if name != keep_gate:
-                gate_hits.append(low + high)
-                gate_count += x.numel()
+    tanh_hits, gate_hits = [], []
+    for name in (n for n in tanh_units if n in gates):
+        tanh_hits.append(hits(name, lambda x: x.abs() > TANH_LIMIT))
+        per_gate[name] = {"saturated": tanh_hits[-1] / max(count, 1)}
+    for name in (n for n in sigmoid_gates if n in gates):
+        low, high = hits(name, lambda x: x < SIGMOID_LOW), hits(name, lambda x: x > SIGMOID_HIGH)
+        per_gate[name] = {"low": low / max(count, 1), "high": high / max(count, 1)}
+        if name != keep_gate:
+            gate_hits.append(low + high)
+    keep = None
+    if keep_gate in gates:
+        x = gates[keep_gate][steps]
+        keep = _keep(keep_gate, x.reshape(-1) if mask is None else x[mask.expand_as(x)])
     return {
-        "tanh": _share(tanh_hits, tanh_count),
-        "gates": _share(gate_hits, gate_count),
+        "tanh": _share(tanh_hits, count),
+        "gates": _share(gate_hits, count),
         "per_gate": per_gate,
-        "keep_gate": _keep(keep_gate, _valid(gates[keep_gate], mask)) if keep_gate in gates else None,
+        "keep_gate": keep,
     }
 
 
 def _share(hits: list[Tensor], count: int) -> Tensor | None:
-    return torch.stack(hits).sum() / count if hits and count else None
+    return torch.stack(hits).sum() / (count * len(hits)) if hits and count else None
 
 
 def _keep(name: str, x: Tensor) -> dict[str, Any]:
