@@ -168,6 +168,19 @@ def test_report_converts_to_json_and_prints_a_table():
     assert "encoder.l0" in text and "encoder.l1" in text and "gradient norm before clipping" in text
 
 
+def test_a_layer_pinned_to_the_fused_kernel_runs_unrolled_inside_the_block_only():
+    torch.manual_seed(0)
+    layer = rnnlab.LSTM(2, 4, execution="fused")
+    x = torch.randn(5, 3, 2)
+    fused_out = layer(x)[0]
+    with rnnlab.watch(layer, jacobian=False) as probe:
+        out = layer(x)[0]
+        out.sum().backward()
+    assert layer.execution == "fused" and layer.observer_factory is None
+    assert len(probe.report().layers["l0"].profile_h) == 5
+    torch.testing.assert_close(out, fused_out)  # the two paths agree to rounding
+
+
 def test_watch_needs_an_rnnlab_layer_and_notes_torch_rnns():
     with pytest.raises(ValueError, match="time_profile"):
         rnnlab.watch(torch.nn.LSTM(2, 3))

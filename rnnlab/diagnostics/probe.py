@@ -10,9 +10,10 @@ layer's `observer_factory`), which sees each step's states, gates and total grad
 and reduces them at once to per-step norms, saturation shares and the first non-finite step. When the
 block ends the probe reads the parameters' gradients (so clip after the block: the norm is pre-clip),
 the recurrent spectra and, unless `jacobian=False`, the Jacobian products along one sequence of the last
-input. Observing changes nothing: loss, gradients, parameters and the RNG stream are what they would be
-on the unrolled path without it (a layer that would run torch's fused kernel runs unrolled inside the
-block, which agrees to rounding).
+input. With several forwards in one block (truncated BPTT windows) the report covers the last one that
+was back-propagated. Observing changes nothing: loss, gradients, parameters and the RNG stream are what
+they would be on the unrolled path without it (a layer that would run torch's fused kernel runs unrolled
+inside the block, which agrees with it to rounding).
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ class Probe:
             f"{name} is a torch.nn RNN: its steps are not observable (rnnlab.LSTM/GRU/RNN are drop-in)"
             for name in torch_rnns
         ]
-        self.options = {"threshold": threshold, "method": method, "iterations": iterations}
         self.jacobian, self.sample, self.median_grad_norm = jacobian, sample, median_grad_norm
+        self.threshold, self.method, self.iterations = threshold, method, iterations
         self.records: dict[str, list[_Recorder]] = {}
         self.calls: dict[str, trajectory.LayerCall] = {}
         self._saved: dict[str, Any] = {}
@@ -111,8 +112,10 @@ class Probe:
         if self._saved:
             raise RuntimeError("this probe is already watching; start a new rnnlab.watch")
         for name, layer in self.layers.items():
-            self._saved[name] = layer.observer_factory
+            self._saved[name] = (layer.observer_factory, layer.execution)
             layer.observer_factory = self._factory(name, layer, layer.observer_factory)
+            if layer.execution == "fused":  # observed steps need the unrolled path, for this block only
+                layer.execution = "auto"
             if self.jacobian:
                 self._handles.append(trajectory.capture(layer, self._capture(name)))
         return self
@@ -136,7 +139,7 @@ class Probe:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         for name, layer in self.layers.items():
-            layer.observer_factory = self._saved.pop(name)
+            layer.observer_factory, layer.execution = self._saved.pop(name)
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -171,7 +174,9 @@ class Probe:
     def _jacobians(self, name: str, layer: Recurrent) -> dict[str, jac.JacobianResult]:
         if not self.jacobian or name not in self.calls:
             return {}
-        return jac.analyse(layer, self.calls[name], **self.options)  # type: ignore[arg-type]
+        return jac.analyse(
+            layer, self.calls[name], threshold=self.threshold, method=self.method, iterations=self.iterations
+        )
 
     def _layer_report(
         self, key: str, cell: Cell, spec: dict, result: jac.JacobianResult | None, grad_norm: float | None
@@ -270,7 +275,9 @@ def _grad_norms(model: nn.Module) -> tuple[dict[str, float], list[str]]:
     named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
     if not named:
         return {}, []
-    values = torch.stack([torch.linalg.vector_norm(g.detach()).float().cpu() for _, g in named]).tolist()
+    values = torch.stack(
+        [torch.linalg.vector_norm(g.detach(), dtype=torch.float64) for _, g in named]
+    ).tolist()
     norms = dict(zip((n for n, _ in named), values, strict=True))
     return norms, [n for n, v in norms.items() if not math.isfinite(v)]
 
