@@ -38,6 +38,26 @@ def test_profile_alone_shows_vanishing_without_the_jacobian():
     assert layer.verdict.name == "vanishing" and "‖∂L/∂h_t‖ falls by" in layer.verdict.evidence
 
 
+def test_an_lstm_keeps_its_gradient_through_c_when_h_fades():
+    # chrono opens the forget gates and closes the input gates: ∂L/∂h_t fades, ∂L/∂c_t carries the past
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(1, 64, 1, cell="lstm", chrono=100)
+    layer = probe(model, torch.randn(32, 100, 1), jacobian=False).layers["encoder.l0"]
+    h_drop = layer.profile_h[0] / max(layer.profile_h)
+    c_drop = layer.profile_c[0] / max(layer.profile_c)
+    assert h_drop < c_drop and c_drop > verdict.VANISHING
+    assert layer.verdict.name == "healthy"
+
+
+def test_a_profile_that_underflows_says_so():
+    e = Evidence(cell="RNNCell", gated=False, steps=300, profile_drop=0.0)
+    assert "‖∂L/∂h_t‖ underflows to 0 over 300 steps" in diagnose(e).evidence
+    e = Evidence(
+        cell="LSTMCell", gated=True, steps=300, profile_drop=1e-6, profile_names="‖∂L/∂h_t‖ and ‖∂L/∂c_t‖"
+    )
+    assert "‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ fall by 10⁶ over 300 steps" in diagnose(e).evidence
+
+
 def test_linear_rnn_with_orthogonal_weights_is_healthy():
     layer = probe(linear_rnn(1.0), torch.randn(50, 2, 3, dtype=torch.float64)).layers["l0"]
     assert layer.verdict.name == "healthy" and layer.verdict.flags == [] and layer.verdict.remedies == []

@@ -192,12 +192,14 @@ class Probe:
         }
         radii = [v["spectral_radius"] for v in spec.values()]
         keep = sat.get("keep_gate") if sat else None
+        layer_fields = cell.state_type._fields
         evidence = Evidence(
             cell=type(cell).__name__,
             gated=cell.keep_gate is not None,
             steps=rec.steps if rec else None,
-            profile_drop=_ratio(profiles[0], "peak") if profiles else None,
-            profile_growth=_ratio(profiles[0], "last") if profiles else None,
+            profile_drop=_best(profiles, "peak"),
+            profile_growth=_best(profiles, "last"),
+            profile_names=" and ".join(f"‖∂L/∂{f}_t‖" for f in layer_fields[: len(profiles or [])]),
             spectral_radius=max(radii) if radii else None,
             tanh_saturated=sat.get("tanh") if sat else None,
             gates_saturated=sat.get("gates") if sat else None,
@@ -314,6 +316,13 @@ def _last_false(ok: Tensor | None) -> int | None:
     if ok is None or bool(ok.all()):
         return None
     return int(torch.nonzero(~ok)[-1])
+
+
+def _best(profiles: list[list[float]] | None, to: str) -> float | None:
+    """The largest `_ratio` over the state fields: the gradient reaches the past along its best path
+    (for an LSTM often c while ∂L/∂h_t has faded)."""
+    ratios = [r for p in profiles or [] if (r := _ratio(p, to)) is not None]
+    return max(ratios) if ratios else None
 
 
 def _ratio(profile: list[float], to: str) -> float | None:

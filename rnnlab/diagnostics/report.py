@@ -105,7 +105,7 @@ class Report:
         head = (
             "layer",
             "verdict",
-            "first/peak ‖∂L/∂h‖",
+            "‖∂L/∂s_0‖/peak",
             "γ/step",
             "horizon",
             "max ρ(W_hh)",
@@ -118,7 +118,7 @@ class Report:
                 (
                     name,
                     layer.verdict.name,
-                    _fmt(_drop(layer.profile_h)),
+                    _fmt(_drop(layer.profile_h, layer.profile_c)),
                     _fmt(layer.jacobian.gamma if layer.jacobian else None),
                     _fmt(layer.jacobian.horizon if layer.jacobian else None, ".0f"),
                     _fmt(layer.spectral_radius),
@@ -138,12 +138,14 @@ class Report:
         return "\n".join(lines)
 
 
-def _drop(profile: list[float] | None) -> float | None:
-    """‖∂L/∂h‖ at the first processed step over its largest value."""
-    if not profile:
-        return None
-    peak = max(profile)
-    return profile[0] / peak if peak > 0 and math.isfinite(peak) else None
+def _drop(*profiles: list[float] | None) -> float | None:
+    """The gradient at the first processed step over its peak, the best over h (and c)."""
+    ratios = []
+    for p in profiles:
+        peak = max(p) if p else 0.0
+        if p and peak > 0 and math.isfinite(peak):
+            ratios.append(p[0] / peak)
+    return max(ratios) if ratios else None
 
 
 def _get(d: Any, *keys: str) -> Any:

@@ -40,8 +40,9 @@ class Evidence:
     cell: str
     gated: bool
     steps: int | None = None
-    profile_drop: float | None = None  # ‖∂L/∂h‖ at the first processed step / its largest
-    profile_growth: float | None = None  # ‖∂L/∂h‖ at the first processed step / at the last
+    profile_drop: float | None = None  # ‖∂L/∂state‖ at the first processed step / its peak (best field)
+    profile_growth: float | None = None  # ‖∂L/∂state‖ at the first processed step / at the last
+    profile_names: str = "‖∂L/∂h_t‖"  # the profiles those ratios come from (the best of them)
     gamma: float | None = None
     horizon: float | None = None
     horizon_extrapolated: bool = False
@@ -135,7 +136,8 @@ def _exploding(e: Evidence) -> Finding:
         steps, gamma = e.jacobian_steps, _num(e.gamma)
         parts.append(f"‖∂s_L/∂s_t‖ grows to {_num(e.growth)} over {steps} steps (γ = {gamma} per step)")
     if e.profile_growth is not None and e.profile_growth > EXPLODING:
-        parts.append(f"‖∂L/∂h_t‖ grows by {_pow10(e.profile_growth)} over {e.steps} steps")
+        grow = _verb(e, "grows", "grow")
+        parts.append(f"{e.profile_names} {grow} by {_pow10(e.profile_growth)} over {e.steps} steps")
     if not parts:
         return None
     remedies = _clip(e)
@@ -152,13 +154,21 @@ def _vanishing(e: Evidence) -> Finding:
     if e.full_product is not None and e.full_product < VANISHING:
         parts.append(f"‖∂s_L/∂s_0‖ is {_num(e.full_product)} over {e.jacobian_steps} steps")
     if e.profile_drop is not None and e.profile_drop < VANISHING:
-        parts.append(f"‖∂L/∂h_t‖ falls by {_pow10(1.0 / max(e.profile_drop, 1e-300))} over {e.steps} steps")
+        if e.profile_drop > 0:
+            fall = _verb(e, "falls", "fall") + f" by {_pow10(1.0 / e.profile_drop)}"
+        else:
+            fall = _verb(e, "underflows", "underflow") + " to 0"
+        parts.append(f"{e.profile_names} {fall} over {e.steps} steps")
     if not parts:
         return None
     text = ", ".join(parts) + _rate(e)
     if e.gated:
         return text, [f"model.chrono={_chrono(e)}", "model.init=orthogonal"]
     return text, ["model.cell=lstm or gru", "model.init=orthogonal", f"model.chrono={_chrono(e)}"]
+
+
+def _verb(e: Evidence, one: str, several: str) -> str:
+    return several if " and " in e.profile_names else one
 
 
 def _healthy(e: Evidence) -> str:
