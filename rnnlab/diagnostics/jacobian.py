@@ -123,7 +123,7 @@ def jacobian_products(
 
     Example:
         >>> res = rnnlab.jacobian_products(rnnlab.RNN(1, 32, spectral_radius=0.5), torch.randn(100, 4, 1))
-        >>> res["l0"].gamma, res["l0"].horizon        # ≈ 0.4 per step, ~8 steps
+        >>> res["l0"].gamma, res["l0"].horizon        # about 0.49 per step, 11 steps
     """
     layers = {name: m for name, m in model.named_modules() if isinstance(m, Recurrent)}
     if not layers:
