@@ -11,8 +11,8 @@ preallocated (T, B, ·) buffers; the backward first turns them into local deriva
     dW_hh = Σ_t dgates_tᵀ h_{t-1}                                # one matmul after the loop
 
 Every `∂L/∂h_t` exists anyway and is handed to an observer for free. The input projection `W_ih x + b` of
-all steps happens outside, in one matmul under ordinary autograd. Kernels exist for torch's three cells;
-other cells take the per-step autograd scan in `layers.py`.
+all steps is one matmul at the start, and the input gradients are two after the loop. Kernels exist for
+torch's three cells; other cells take the per-step autograd scan in `layers.py`.
 
 Masks: with variable lengths, `mask[t]` (B, 1) is true while step t is inside the sequence. A masked step
 keeps the previous state and outputs zeros, so the final state is the state at each sequence's own end; in
@@ -47,12 +47,16 @@ class Observer(Protocol):
 class Kernel:
     """Forward and backward through time of one cell type (see the module docstring).
 
-    `forward` returns (outputs (T, B, H), final state, tensors saved for backward, states after each step,
-    gates); `backward` gets those saved tensors and returns (∂px, ∂W_hh, ∂b_hh, ∂state_0, the total
+    `forward(pre, w_hh, b_hh, state, keep)` gets the input projections `pre` (T, B, G*H), a buffer it may
+    overwrite, and returns (outputs (T, B, H), final state, tensors saved for backward, states after each
+    step, gates). `backward` gets those saved tensors and returns (∂pre, ∂W_hh, ∂b_hh, ∂state_0, the total
     state gradients for an observer).
     """
 
-    def forward(self, px: Tensor, weight: Tensor, bias: Tensor | None, state: tuple[Tensor, ...], keep: Any):
+    #: b_hh can join b_ih in the input projection (not for GRU, whose n gate multiplies W_hn h + b_hn by r).
+    fold_recurrent_bias = True
+
+    def forward(self, pre: Tensor, weight: Tensor, bias: Tensor | None, state: tuple[Tensor, ...], keep: Any):
         raise NotImplementedError
 
     def backward(self, saved: Any, weight: Tensor, d_out: Tensor | None, dstate: list[Tensor], keep: Any):
@@ -77,79 +81,91 @@ def _state_buffer(first: Tensor, T: int) -> Tensor:
     return buf
 
 
+def _steps(x: Tensor, lo: int = 0, hi: int | None = None) -> tuple[Tensor, ...]:
+    """Per-step views of a (T, ...) tensor's last-dim slice [lo:hi], made once: the loop only indexes."""
+    return x[..., lo:hi].unbind(0)
+
+
 class RNNKernel(Kernel):
-    """`h_t = f(px_t + W_hh h_{t-1})` with the recurrent bias folded into px."""
+    """`h_t = f(pre_t + W_hh h_{t-1})`, the recurrent bias folded into pre."""
 
     def __init__(self, nonlinearity: str) -> None:
         self.tanh = nonlinearity == "tanh"
 
-    def forward(self, px, weight, bias, state, keep):
-        px = px if bias is None else px + bias
-        T, B, H = px.shape
+    def forward(self, pre, weight, bias, state, keep):
+        T = pre.shape[0]
         wt = weight.t()
         states = _state_buffer(state[0], T)
-        out = states[1:] if keep is None else torch.empty_like(px)
+        out = pre  # activated in place: pre_t becomes h_t
+        h_after = _steps(states[1:])
         h = state[0]
-        for t in range(T):
-            h_new = torch.addmm(px[t], h, wt, out=out[t])
+        for t, h_new in enumerate(out.unbind(0)):
+            h_new.addmm_(h, wt)
             if self.tanh:
                 h_new.tanh_()
             else:
                 h_new.relu_()
             if keep is not None:
-                h = torch.where(keep.mask[t], h_new, h, out=states[t + 1])
-                out[t].masked_fill_(keep.padded_mask[t], 0.0)
+                h = torch.where(keep.mask[t], h_new, h, out=h_after[t])
+                h_new.masked_fill_(keep.padded_mask[t], 0.0)
             else:
                 h = h_new
+        if keep is None:
+            states[1:] = out  # one copy: the outputs are never saved, so they stay the caller's to modify
         return out, (h,), (states,), (states[1:],), {"h": states[1:]}
 
     def backward(self, saved, weight, d_out, dstate, keep):
         (states,) = saved  # at valid steps the state is f(pre); elsewhere its derivative is masked out
         T = states.shape[0] - 1
         dpre = torch.empty_like(states[1:])
-        dh = dstate[0]
+        d_out_t, dpre_t = _next_d_out(d_out), dpre.unbind(0)
+        dh = dstate[0] + d_out_t[T - 1]
         seen = []
         for lo, hi in _chunks(T, dpre[0].numel()):
             h = states[lo + 1 : hi + 1]
             local = 1 - h * h if self.tanh else (h > 0).to(h.dtype)  # f'(pre)
             if keep is not None:
                 local.masked_fill_(keep.padded_mask[lo:hi], 0.0)
+            local_t = local.unbind(0)
             for t in range(hi - 1, lo - 1, -1):
-                if d_out is not None:
-                    dh = dh + d_out[t]
                 seen.append(dh)
-                dp = torch.mul(dh, local[t - lo], out=dpre[t])
-                dh = dp @ weight if keep is None else torch.addmm(dh * keep.padded[t], dp, weight)
+                dp = torch.mul(dh, local_t[t - lo], out=dpre_t[t])
+                dh = torch.addmm(_carry(d_out_t[t - 1], dh, keep, t), dp, weight)
         d_weight = _flat(dpre).t() @ _flat(states[:-1])
         return dpre, d_weight, dpre.sum((0, 1)), [dh], _observed([seen], keep)
 
 
 class LSTMKernel(Kernel):
-    """torch's LSTM (gates i, f, g, o) with the recurrent bias folded into px."""
+    """torch's LSTM (gates i, f, g, o), the recurrent bias folded into pre."""
 
-    def forward(self, px, weight, bias, state, keep):
-        px = px if bias is None else px + bias
-        T, B, G = px.shape
+    def forward(self, pre, weight, bias, state, keep):
+        T, B, G = pre.shape
         H = G // 4
         wt = weight.t()
-        gates, tanh_c = torch.empty_like(px), px.new_empty(T, B, H)
+        gates = pre  # activated in place
+        tanh_c, out = pre.new_empty(T, B, H), pre.new_empty(T, B, H)
         h_states, c_states = _state_buffer(state[0], T), _state_buffer(state[1], T)
-        out = h_states[1:] if keep is None else px.new_empty(T, B, H)
-        c_new = c_states[1:] if keep is None else px.new_empty(T, B, H)
+        c_new = c_states[1:] if keep is None else pre.new_empty(T, B, H)
+        steps, i_, f_ = gates.unbind(0), _steps(gates, 0, H), _steps(gates, H, 2 * H)
+        if_, g_, o_ = _steps(gates, 0, 2 * H), _steps(gates, 2 * H, 3 * H), _steps(gates, 3 * H)
+        c_new_t, tanh_c_t, out_t = c_new.unbind(0), tanh_c.unbind(0), out.unbind(0)
+        h_after, c_after = h_states[1:].unbind(0), c_states[1:].unbind(0)
         h, c = state
         for t in range(T):
-            a = torch.addmm(px[t], h, wt, out=gates[t])
-            a[:, : 2 * H].sigmoid_()
-            a[:, 2 * H : 3 * H].tanh_()
-            a[:, 3 * H :].sigmoid_()
-            c_t = torch.mul(a[:, :H], a[:, 2 * H : 3 * H], out=c_new[t]).addcmul_(a[:, H : 2 * H], c)
-            h_t = torch.mul(a[:, 3 * H :], torch.tanh(c_t, out=tanh_c[t]), out=out[t])
+            steps[t].addmm_(h, wt)
+            if_[t].sigmoid_()
+            g_[t].tanh_()
+            o_[t].sigmoid_()
+            c_t = torch.mul(i_[t], g_[t], out=c_new_t[t]).addcmul_(f_[t], c)
+            h_t = torch.mul(o_[t], torch.tanh(c_t, out=tanh_c_t[t]), out=out_t[t])
             if keep is not None:
-                h = torch.where(keep.mask[t], h_t, h, out=h_states[t + 1])
-                c = torch.where(keep.mask[t], c_t, c, out=c_states[t + 1])
-                out[t].masked_fill_(keep.padded_mask[t], 0.0)
+                h = torch.where(keep.mask[t], h_t, h, out=h_after[t])
+                c = torch.where(keep.mask[t], c_t, c, out=c_after[t])
+                h_t.masked_fill_(keep.padded_mask[t], 0.0)
             else:
                 h, c = h_t, c_t
+        if keep is None:
+            h_states[1:] = out
         i, f, g, o = gates.chunk(4, 2)
         observed = {"i": i, "f": f, "g": g, "o": o, "tanh_c": tanh_c}
         return out, (h, c), (gates, tanh_c, c_states, h_states), (h_states[1:], c_states[1:]), observed
@@ -158,7 +174,8 @@ class LSTMKernel(Kernel):
         gates, tanh_c, c_states, h_states = saved
         T, B, G = gates.shape
         dgates = torch.empty_like(gates)
-        dh, dc = dstate
+        dgates_t, d_out_t = dgates.unbind(0), _next_d_out(d_out)
+        dh, dc = dstate[0] + d_out_t[T - 1], dstate[1]
         seen_h, seen_c = [], []
         for lo, hi in _chunks(T, B * G):
             i, f, g, o = gates[lo:hi].chunk(4, 2)
@@ -174,53 +191,71 @@ class LSTMKernel(Kernel):
                 local.masked_fill_(padded, 0.0)
                 h_to_c.masked_fill_(padded, 0.0)
                 c_to_c = f.masked_fill(padded, 1.0)
+            local_t, h_to_c_t, c_to_c_t = local.unbind(0), h_to_c.unbind(0), c_to_c.unbind(0)
             for t in range(hi - 1, lo - 1, -1):
                 k = t - lo
-                if d_out is not None:
-                    dh = dh + d_out[t]
-                dc = torch.addcmul(dc, dh, h_to_c[k])
+                dc = torch.addcmul(dc, dh, h_to_c_t[k])
                 seen_h.append(dh)
                 seen_c.append(dc)
-                dg = torch.mul(torch.cat((dc, dc, dc, dh), 1), local[k], out=dgates[t])
-                dc = dc * c_to_c[k]
-                dh = dg @ weight if keep is None else torch.addmm(dh * keep.padded[t], dg, weight)
+                dg = torch.mul(torch.cat((dc, dc, dc, dh), 1), local_t[k], out=dgates_t[t])
+                dc = dc * c_to_c_t[k]
+                dh = torch.addmm(_carry(d_out_t[t - 1], dh, keep, t), dg, weight)
         d_weight = _flat(dgates).t() @ _flat(h_states[:-1])
         return dgates, d_weight, dgates.sum((0, 1)), [dh, dc], _observed([seen_h, seen_c], keep)
 
 
 class GRUKernel(Kernel):
-    """torch's GRU (gates r, z, n): `n = tanh(px_n + r ⊙ (W_hn h + b_hn))`, so b_hh stays inside."""
+    """torch's GRU (gates r, z, n): `n = tanh(pre_n + r ⊙ (W_hn h + b_hn))`, so b_hh stays inside."""
 
-    def forward(self, px, weight, bias, state, keep):
-        T, B, G = px.shape
+    fold_recurrent_bias = False
+
+    def forward(self, pre, weight, bias, state, keep):
+        T, B, G = pre.shape
         H = G // 3
         wt = weight.t()
-        hh, rz, n = torch.empty_like(px), px.new_empty(T, B, 2 * H), px.new_empty(T, B, H)
-        states = _state_buffer(state[0], T)
-        out = states[1:] if keep is None else px.new_empty(T, B, H)
+        hh = pre.new_empty(T, B, G)  # W_hh h_{t-1} + b_hh, every step
+        if bias is not None:
+            hh.copy_(bias.expand_as(hh))
+        else:
+            hh.zero_()
+        rz, n = pre[..., : 2 * H], pre[..., 2 * H :]  # activated in place
+        states, out = _state_buffer(state[0], T), pre.new_empty(T, B, H)
+        hh_t, hh_rz, hh_n = hh.unbind(0), _steps(hh, 0, 2 * H), _steps(hh, 2 * H)
+        rz_t, r_t, z_t, n_t = (
+            _steps(pre, 0, 2 * H),
+            _steps(pre, 0, H),
+            _steps(pre, H, 2 * H),
+            _steps(pre, 2 * H),
+        )
+        out_t, h_after = out.unbind(0), states[1:].unbind(0)
         h = state[0]
         for t in range(T):
-            a = torch.addmm(bias, h, wt, out=hh[t]) if bias is not None else torch.mm(h, wt, out=hh[t])
-            gate = torch.add(px[t, :, : 2 * H], a[:, : 2 * H], out=rz[t]).sigmoid_()
-            n_t = torch.addcmul(px[t, :, 2 * H :], gate[:, :H], a[:, 2 * H :], out=n[t]).tanh_()
-            h_t = torch.addcmul(n_t, gate[:, H:], h - n_t, out=out[t])
+            hh_t[t].addmm_(h, wt)
+            rz_t[t].add_(hh_rz[t]).sigmoid_()
+            n_new = n_t[t].addcmul_(r_t[t], hh_n[t]).tanh_()
+            h_t = torch.addcmul(n_new, z_t[t], h - n_new, out=out_t[t])
             if keep is not None:
-                h = torch.where(keep.mask[t], h_t, h, out=states[t + 1])
-                out[t].masked_fill_(keep.padded_mask[t], 0.0)
+                h = torch.where(keep.mask[t], h_t, h, out=h_after[t])
+                h_t.masked_fill_(keep.padded_mask[t], 0.0)
             else:
                 h = h_t
+        if keep is None:
+            states[1:] = out
         r, z = rz.chunk(2, 2)
-        return out, (h,), (rz, n, hh, states), (states[1:],), {"r": r, "z": z, "n": n}
+        return out, (h,), (pre, hh, states), (states[1:],), {"r": r, "z": z, "n": n}
 
     def backward(self, saved, weight, d_out, dstate, keep):
-        rz, n_all, hh, states = saved
-        T, B, H = n_all.shape
-        dhh, dn = torch.empty_like(hh), torch.empty_like(n_all)  # ∂(W_hh h + b_hh), ∂(n's pre-activation)
-        dh = dstate[0]
+        gates, hh, states = saved
+        T, B, G = gates.shape
+        H = G // 3
+        dhh, dn = torch.empty_like(hh), gates.new_empty(T, B, H)  # ∂(W_hh h + b_hh), ∂(n's pre-activation)
+        dhh_t, drz_t, dhn_t, dn_t = dhh.unbind(0), _steps(dhh, 0, 2 * H), _steps(dhh, 2 * H), dn.unbind(0)
+        d_out_t = _next_d_out(d_out)
+        dh = dstate[0] + d_out_t[T - 1]
         seen = []
-        for lo, hi in _chunks(T, B * 3 * H):
-            r, z = rz[lo:hi].chunk(2, 2)
-            n, hn = n_all[lo:hi], hh[lo:hi, :, 2 * H :]
+        for lo, hi in _chunks(T, B * G):
+            r, z, n = gates[lo:hi].chunk(3, 2)
+            hn = hh[lo:hi, :, 2 * H :]
             to_n = (1 - z) * (1 - n * n)  # dn_pre = dh ⊙ to_n
             to_rz = torch.cat((to_n * hn * (r - r * r), (states[lo:hi] - n) * (z - z * z)), 2)  # (dr, dz)_pre
             direct = z  # dh_{t-1} gets dh_t ⊙ z_t without passing W_hh
@@ -229,18 +264,16 @@ class GRUKernel(Kernel):
                 to_n.masked_fill_(padded, 0.0)
                 to_rz.masked_fill_(padded, 0.0)
                 direct = z.masked_fill(padded, 1.0)
+            to_n_t, to_rz_t, r_t, direct_t = to_n.unbind(0), to_rz.unbind(0), r.unbind(0), direct.unbind(0)
             for t in range(hi - 1, lo - 1, -1):
                 k = t - lo
-                if d_out is not None:
-                    dh = dh + d_out[t]
                 seen.append(dh)
-                d = dhh[t]
-                torch.mul(torch.cat((dh, dh), 1), to_rz[k], out=d[:, : 2 * H])
-                torch.mul(torch.mul(dh, to_n[k], out=dn[t]), r[k], out=d[:, 2 * H :])
-                dh = torch.addmm(dh * direct[k], d, weight)
+                torch.mul(torch.cat((dh, dh), 1), to_rz_t[k], out=drz_t[t])
+                torch.mul(torch.mul(dh, to_n_t[k], out=dn_t[t]), r_t[k], out=dhn_t[t])
+                dh = torch.addmm(torch.addcmul(d_out_t[t - 1], dh, direct_t[k]), dhh_t[t], weight)
         d_weight = _flat(dhh).t() @ _flat(states[:-1])
-        dpx = torch.cat((dhh[..., : 2 * H], dn), 2)
-        return dpx, d_weight, dhh.sum((0, 1)), [dh], _observed([seen], keep)
+        dpre = torch.cat((dhh[..., : 2 * H], dn), 2)
+        return dpre, d_weight, dhh.sum((0, 1)), [dh], _observed([seen], keep)
 
 
 class _Keep:
@@ -251,6 +284,17 @@ class _Keep:
         self.mask = mask
         self.padded_mask = ~mask
         self.padded = self.padded_mask.to(dtype)
+
+
+def _next_d_out(d_out: Tensor) -> list[Tensor]:
+    """∂L/∂y_t for t = 0 … T-1, and zeros at index -1 (for t = 0, whose "previous" step is the initial
+    state): the loop adds ∂L/∂y_{t-1} inside the matmul that carries the gradient from step t to t-1."""
+    return [*d_out.unbind(0), torch.zeros_like(d_out[0])]
+
+
+def _carry(d_out_prev: Tensor, dh: Tensor, keep: _Keep | None, t: int) -> Tensor:
+    """What reaches h_{t-1} besides W_hh: ∂L/∂y_{t-1}, plus dh_t itself where step t is padding."""
+    return d_out_prev if keep is None else torch.addcmul(d_out_prev, dh, keep.padded[t])
 
 
 def _flat(x: Tensor) -> Tensor:
@@ -278,42 +322,62 @@ def kernel_for(cell: Any) -> Kernel | None:
 
 class _Scan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, kernel, observer, px, weight_hh, bias_hh, mask, *state0):
-        keep = _Keep(mask, px.dtype) if mask is not None else None
-        out, final, saved, states, gates = kernel.forward(px, weight_hh, bias_hh, tuple(state0), keep)
+    def forward(ctx, kernel, observer, x, w_ih, b_ih, w_hh, b_hh, mask, *state0):
+        T, B, _ = x.shape
+        fold = kernel.fold_recurrent_bias and b_hh is not None
+        bias = b_ih if not fold else (b_hh if b_ih is None else b_ih + b_hh)
+        x_flat = x.reshape(T * B, -1)
+        pre = torch.addmm(bias, x_flat, w_ih.t()) if bias is not None else x_flat @ w_ih.t()
+        keep = _Keep(mask, x.dtype) if mask is not None else None
+        out, final, saved, states, gates = kernel.forward(pre.view(T, B, -1), w_hh, b_hh, tuple(state0), keep)
         if observer is not None:
             observer.forward(states, gates, mask)
-        ctx.kernel, ctx.observer, ctx.keep = kernel, observer, keep
-        ctx.has_bias = bias_hh is not None
-        ctx.save_for_backward(weight_hh, *saved)  # version-checked: in-place edits of outputs are caught
+        ctx.kernel, ctx.observer, ctx.keep, ctx.fold = kernel, observer, keep, fold
+        ctx.save_for_backward(x, w_ih, w_hh, *saved)
         return (out, *(s.clone() for s in final))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out, *d_final):
-        weight_hh, *saved = ctx.saved_tensors
+        x, w_ih, w_hh, *saved = ctx.saved_tensors
         keep = ctx.keep
         like = saved[-1][0]  # every kernel saves its (T + 1, B, H) buffer of h states last
         dstate = [torch.zeros_like(like) if d is None else d for d in d_final]
-        if d_out is not None:
-            d_out = d_out.contiguous()  # e.g. out.sum() hands back an expanded tensor: slow to index per step
-            if keep is not None:
-                d_out = d_out.masked_fill(keep.padded_mask, 0.0)  # outputs past the end are constant zeros
-        dpx, d_weight, d_bias, dstate0, observed = ctx.kernel.backward(saved, weight_hh, d_out, dstate, keep)
+        if d_out is None:
+            d_out = like.new_zeros(len(saved[-1]) - 1, *like.shape)
+        d_out = d_out.contiguous()  # e.g. out.sum() hands back an expanded tensor: slow to index per step
+        if keep is not None:
+            d_out = d_out.masked_fill(keep.padded_mask, 0.0)  # outputs past the end are constant zeros
+        dpre, d_w_hh, d_b_hh, dstate0, observed = ctx.kernel.backward(saved, w_hh, d_out, dstate, keep)
         if ctx.observer is not None:
             ctx.observer.backward(observed)
-        return (None, None, dpx, d_weight, d_bias if ctx.has_bias else None, None, *dstate0)
+        need = ctx.needs_input_grad
+        dpre_flat = _flat(dpre)
+        dx = (dpre_flat @ w_ih).view_as(x) if need[2] else None
+        d_w_ih = dpre_flat.t() @ _flat(x) if need[3] else None
+        d_b_ih = (d_b_hh if ctx.fold else dpre_flat.sum(0)) if need[4] else None
+        return (None, None, dx, d_w_ih, d_b_ih, d_w_hh, d_b_hh if need[6] else None, None, *dstate0)
 
 
 def scan(
     kernel: Kernel,
-    px: Tensor,
-    weight_hh: Tensor,
-    bias_hh: Tensor | None,
+    x: Tensor,
+    params: dict[str, Tensor],
     state: tuple[Tensor, ...],
     mask: Tensor | None = None,
     observer: Observer | None = None,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run the recurrence over px (T, B, G*H) from `state`; returns outputs (T, B, H) and the final state."""
-    out, *final = _Scan.apply(kernel, observer, px, weight_hh, bias_hh, mask, *state)
+    """Run one layer over x (T, B, I) from `state` with torch's parameter names (`weight_ih`, ...); returns
+    the outputs (T, B, H) and the final state. The input projection of all steps is one matmul inside."""
+    out, *final = _Scan.apply(
+        kernel,
+        observer,
+        x,
+        params["weight_ih"],
+        params.get("bias_ih"),
+        params["weight_hh"],
+        params.get("bias_hh"),
+        mask,
+        *state,
+    )
     return out, tuple(final)

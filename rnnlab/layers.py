@@ -285,10 +285,10 @@ class Recurrent(nn.Module):
 
     def _scan_one(self, k, layer, direction, x, state, mask, observer):
         cell, params = self.cells[k], self.cell_parameters(layer, direction)
-        px = cell.project(params, x)  # (T, B, G*H): every step's input projection in one matmul
         kernel = self.kernels[k]
         if kernel is not None:
-            return bptt.scan(kernel, px, params["weight_hh"], params.get("bias_hh"), state, mask, observer)
+            return bptt.scan(kernel, x, params, state, mask, observer)
+        px = cell.project(params, x)  # (T, B, G*H): every step's input projection in one matmul
         return _autograd_scan(cell, params, px, state, mask, observer)
 
 

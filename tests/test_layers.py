@@ -191,19 +191,20 @@ def test_bptt_kernel_gradcheck():
 
     torch.manual_seed(0)
     for kernel, gates in ((bptt.LSTMKernel(), 4), (bptt.GRUKernel(), 3), (bptt.RNNKernel("tanh"), 1)):
-        px = torch.randn(4, 2, gates * 3, dtype=torch.float64, requires_grad=True)
-        w = (0.5 * torch.randn(gates * 3, 3, dtype=torch.float64)).requires_grad_()
-        b = torch.randn(gates * 3, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+        names = ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
+        shapes = ((gates * 3, 3), (gates * 3,), (gates * 3, 3), (gates * 3,))
+        params = [(0.5 * torch.randn(shape, dtype=torch.float64)).requires_grad_() for shape in shapes]
         n_state = 2 if gates == 4 else 1
         state = tuple(torch.randn(2, 3, dtype=torch.float64, requires_grad=True) for _ in range(n_state))
         mask = torch.tensor([[1, 1], [1, 0], [1, 0], [0, 0]], dtype=torch.bool)[..., None]
         for m in (None, mask):
 
-            def run(px, w, b, *state, m=m, kernel=kernel):
-                out, final = bptt.scan(kernel, px, w, b, state, m)
+            def run(x, *flat, m=m, kernel=kernel):
+                out, final = bptt.scan(kernel, x, dict(zip(names, flat[:4], strict=True)), flat[4:], m)
                 return (out, *final)
 
-            assert torch.autograd.gradcheck(run, (px, w, b, *state))
+            assert torch.autograd.gradcheck(run, (x, *params, *state))
 
 
 def test_unbatched_input_matches_torch():
