@@ -5,20 +5,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from rnnlab.cli import main
 
 TINY = ["--quiet", "--model.hidden_size=8", "--task.train_size=64", "--task.val_size=16", "--eval.every=10"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and two threads stall badly on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_train_writes_a_run_folder_and_resumes_to_more_steps(tmp_path, capsys):

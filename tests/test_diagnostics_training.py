@@ -12,14 +12,6 @@ from rnnlab.training import EvalConfig, OptimConfig, TrainConfig, train
 from rnnlab.training.config import DiagnosticsConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run(folder, every, steps=10):
     task = SineTask(seq_len=8, train_size=64, val_size=16, batch_size=16)
     torch.manual_seed(0)

@@ -189,10 +189,10 @@ def test_hand_written_backward_equals_per_step_autograd(kind):
 def test_bptt_kernel_gradcheck():
     from rnnlab import bptt
 
+    names = ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
     torch.manual_seed(0)
     for kernel, gates in ((bptt.LSTMKernel(), 4), (bptt.GRUKernel(), 3), (bptt.RNNKernel("tanh"), 1)):
         x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
-        names = ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
         shapes = ((gates * 3, 3), (gates * 3,), (gates * 3, 3), (gates * 3,))
         params = [(0.5 * torch.randn(shape, dtype=torch.float64)).requires_grad_() for shape in shapes]
         n_state = 2 if gates == 4 else 1

@@ -16,15 +16,6 @@ from rnnlab.training.checkpoint import CheckpointError, Checkpoints, load, save
 from rnnlab.training.config import TrainConfig, override
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and two threads stall badly on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run(tmp_path, steps, resume=False, **overrides):
     """Train the same tiny model for `steps`, fresh or resumed from the run folder."""
     task = SineTask(seq_len=10, train_size=48, val_size=16, batch_size=8, output="sequence")

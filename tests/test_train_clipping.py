@@ -12,15 +12,6 @@ from rnnlab.training import ClipConfig, OptimConfig, TrainConfig, train
 from rnnlab.training.clipping import Clipper, global_norm
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and two threads stall badly on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def params_with_grads(*grads):
     ps = [nn.Parameter(torch.zeros_like(g)) for g in grads]
     for p, g in zip(ps, grads, strict=True):

@@ -12,15 +12,6 @@ from rnnlab.training.checkpoint import CheckpointError, Checkpoints
 from rnnlab.training.config import CheckpointConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and two threads stall badly on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def setup(bad_steps, tmp_path, **config):
     """A tiny model whose recurrent weight gets a NaN gradient at the given (1-based) steps."""
     task = SineTask(seq_len=6, train_size=32, val_size=16, batch_size=8)

@@ -22,15 +22,6 @@ from rnnlab.training import config as cfg
 from rnnlab.training.build import build_optimizer, build_scheduler, lr_factor, resolve_device
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and two threads stall badly on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(tmp_path, steps=60, task=None, **config):
     task = task or SineTask(seq_len=8, train_size=128, val_size=32, batch_size=16)
     torch.manual_seed(0)

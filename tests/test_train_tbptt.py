@@ -10,15 +10,6 @@ from rnnlab.training.config import BPTTConfig
 from rnnlab.training.tbptt import Carry, Window, begin, forward, reset_rows, spans, windows
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and two threads stall badly on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def model(output="sequence", cell="lstm", seed=0):
     torch.manual_seed(seed)
     return SequenceModel(2, 8, 1, cell=cell, output=output).double()
