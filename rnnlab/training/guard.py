@@ -25,11 +25,6 @@ def nonfinite_grads(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
 
 
-def nonfinite_params(model: nn.Module) -> list[str]:
-    """Names of the parameters that hold a NaN or Inf."""
-    return [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
-
-
 class Guard:
     """Counts non-finite steps and says when to roll back."""
 
