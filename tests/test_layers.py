@@ -352,3 +352,17 @@ def test_observed_gradient_is_autograds_total_gradient():
     (hs[-1].sum() + hs[2].pow(2).sum()).backward()
     torch.testing.assert_close(rec.grads[0], torch.stack([h.grad for h in hs]), rtol=0, atol=TOL)
     assert layer.uses_fused() is False  # an observer forces the unrolled path
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("execution", ["fused", "unrolled"])
+def test_equals_torch_without_bias(kind, execution):
+    ours, theirs = pair(kind, bias=False, num_layers=2)
+    ours.execution = execution
+    assert not any("bias" in name for name, _ in ours.named_parameters())
+    x = torch.randn(6, 3, 5, dtype=torch.float64)
+    out1, out2 = ours(x)[0], theirs(x)[0]
+    torch.testing.assert_close(out1, out2, rtol=0, atol=TOL)
+    out1.pow(2).sum().backward()
+    out2.pow(2).sum().backward()
+    assert_grads_equal(ours, theirs)
