@@ -105,11 +105,7 @@ class RNNKernel(Kernel):
                 h_new.tanh_()
             else:
                 h_new.relu_()
-            if keep is not None:
-                h = torch.where(keep.mask[t], h_new, h, out=h_after[t])
-                h_new.masked_fill_(keep.padded_mask[t], 0.0)
-            else:
-                h = h_new
+            h = _advance(keep, t, h_new, h, h_after)
         if keep is None:
             states[1:] = out  # one copy: the outputs are never saved, so they stay the caller's to modify
         return out, (h,), (states,), (states[1:],), {"h": states[1:]}
@@ -158,12 +154,8 @@ class LSTMKernel(Kernel):
             o_[t].sigmoid_()
             c_t = torch.mul(i_[t], g_[t], out=c_new_t[t]).addcmul_(f_[t], c)
             h_t = torch.mul(o_[t], torch.tanh(c_t, out=tanh_c_t[t]), out=out_t[t])
-            if keep is not None:
-                h = torch.where(keep.mask[t], h_t, h, out=h_after[t])
-                c = torch.where(keep.mask[t], c_t, c, out=c_after[t])
-                h_t.masked_fill_(keep.padded_mask[t], 0.0)
-            else:
-                h, c = h_t, c_t
+            c = c_t if keep is None else torch.where(keep.mask[t], c_t, c, out=c_after[t])
+            h = _advance(keep, t, h_t, h, h_after)
         if keep is None:
             h_states[1:] = out
         i, f, g, o = gates.chunk(4, 2)
@@ -234,11 +226,7 @@ class GRUKernel(Kernel):
             rz_t[t].add_(hh_rz[t]).sigmoid_()
             n_new = n_t[t].addcmul_(r_t[t], hh_n[t]).tanh_()
             h_t = torch.addcmul(n_new, z_t[t], h - n_new, out=out_t[t])
-            if keep is not None:
-                h = torch.where(keep.mask[t], h_t, h, out=h_after[t])
-                h_t.masked_fill_(keep.padded_mask[t], 0.0)
-            else:
-                h = h_t
+            h = _advance(keep, t, h_t, h, h_after)
         if keep is None:
             states[1:] = out
         r, z = rz.chunk(2, 2)
@@ -284,6 +272,16 @@ class _Keep:
         self.mask = mask
         self.padded_mask = ~mask
         self.padded = self.padded_mask.to(dtype)
+
+
+def _advance(keep: _Keep | None, t: int, h_new: Tensor, h: Tensor, h_after: tuple[Tensor, ...]) -> Tensor:
+    """The state after step t: `h_new` inside the sequence, `h` kept in its padding (written to `h_after[t]`);
+    `h_new`, the step's output, is zeroed in the padding."""
+    if keep is None:
+        return h_new
+    h = torch.where(keep.mask[t], h_new, h, out=h_after[t])
+    h_new.masked_fill_(keep.padded_mask[t], 0.0)
+    return h
 
 
 def _next_d_out(d_out: Tensor) -> list[Tensor]:

@@ -236,8 +236,8 @@ class _LayerNormCell(Cell):
     eps: ClassVar[float] = 1e-5
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        g, h = self.gate_count * self.hidden_size, self.hidden_size
-        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (g, self.input_size), "weight_hh": (g, h)}
+        g = self.gate_count * self.hidden_size
+        shapes = {k: v for k, v in super().parameter_shapes().items() if k.startswith("weight_")}
         shapes |= {"ln_ih_weight": (g,), "ln_hh_weight": (g,)}
         if self.bias:
             shapes |= {"ln_ih_bias": (g,), "ln_hh_bias": (g,)}
