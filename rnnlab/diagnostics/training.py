@@ -14,7 +14,6 @@ runs the unrolled path (equal to the fused kernel up to rounding); it computes t
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import statistics
 from collections.abc import Iterator
@@ -39,10 +38,7 @@ class TrainingDiagnostics:
 
     def __init__(self, model: nn.Module, config: DiagnosticsConfig, run: RunDir, step: int = 0) -> None:
         self.model, self.config, self.run = model, config, run
-        rows = run.read(FILE)
-        self.history = [r for r in rows if r.get("step", 0) <= step]
-        if len(self.history) < len(rows):  # a resumed run redoes the steps after its checkpoint
-            (run.path / FILE).write_text("".join(json.dumps(r) + "\n" for r in self.history))
+        self.history = run.truncate(FILE, step)  # a resumed run redoes the steps after its checkpoint
         self.norms = [r["grad_norm"] for r in self.history if r.get("grad_norm") is not None]
 
     def due(self, step: int) -> bool:

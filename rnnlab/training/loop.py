@@ -153,7 +153,7 @@ def train(
         s.restore(checkpoint.load(ckpt_path), device)
         if s.step >= config.steps:
             raise ConfigError(f"steps: the run in {run.path} is at step {s.step} already; ask for more steps")
-        run.truncate_metrics(s.step)
+        run.truncate("metrics.jsonl", s.step)
     else:
         checkpoints.save(0, s.snapshot(config, task))  # the rollback target until the first periodic one
     run.write_config(config, s.step)

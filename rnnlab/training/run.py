@@ -4,16 +4,19 @@
       config.toml          the resolved config (a resume that changes it keeps the old one beside it)
       metrics.jsonl        one JSON object per logged step; validation rows have "split": "val"
       events.jsonl         skipped non-finite steps, rollbacks, early stopping
+      *.superseded.jsonl   rows logged after the checkpoint a resumed run continued from (then redone)
       checkpoints/         step-NNNNNN.pt (the last K) and best.pt
       tensorboard/         event files with the same scalars
       summary.json         final and best metrics, steps, wall time, steps per second
       loss.png             the loss curve
 
-Other parts of rnnlab add their own files with `append` (JSON lines) and `scalars` (TensorBoard).
+Other parts of rnnlab add their own files with `append` (JSON lines) and `scalars` (TensorBoard). Files
+that are rewritten rather than appended to are replaced atomically (`write_text`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -32,7 +35,27 @@ class RunFolderError(ValueError):
 
 
 def default_folder(task_name: str) -> Path:
-    return Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """A new, empty runs/<task>-<time> (-2, -3, ... for runs started in the same second), made here."""
+    base = Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in itertools.count(1):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir(parents=True)  # atomic: of two runs asking at once, one gets it
+            return path
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _claim(path: Path) -> bool:
+    """Make the folder `path` for a new run; False when it exists and is not empty (or is a file).
+
+    mkdir without exist_ok is atomic: of two runs started on one folder at once, one gets it."""
+    try:
+        path.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        return path.is_dir() and not any(path.iterdir())
 
 
 class RunDir:
@@ -42,12 +65,11 @@ class RunDir:
         self.path = Path(path)
         if resume and not (self.path / "config.toml").is_file():
             raise RunFolderError(f"cannot resume {self.path}: no run there (config.toml is missing)")
-        if not resume and self.path.exists() and any(self.path.iterdir()):
+        if not resume and not _claim(self.path):
             raise RunFolderError(
                 f"run folder {self.path} already exists and is not empty; continue it with "
                 f"--resume {self.path} (resume=...) or choose another folder"
             )
-        self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints = self.path / "checkpoints"
         self._tb: SummaryWriter | None = None
 
@@ -85,28 +107,33 @@ class RunDir:
         values = {k: v for k, v in row.items() if k not in ("step", "split", "epoch", "batch")}
         self.scalars(str(row.get("split", "train")), values, int(row["step"]))
 
-    def write_json(self, name: str, obj: Any) -> None:
-        tmp = self.path / f".{name}.tmp"
-        tmp.write_text(json.dumps(_finite(obj), indent=2) + "\n")
+    def write_text(self, name: str, text: str) -> None:
+        """Replace `name` atomically (temporary file, rename): a crash leaves the old file or the new."""
+        tmp = self.path / f".{name}.tmp-{os.getpid()}"
+        tmp.write_text(text)
         os.replace(tmp, self.path / name)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        self.write_text(name, json.dumps(_finite(obj), indent=2) + "\n")
 
     def write_config(self, config: cfg.TrainConfig, step: int = 0) -> None:
         """Save the resolved config; a different one already there is kept as config.step-N.toml."""
         file, text = self.path / "config.toml", cfg.dumps(config)
         if file.is_file() and file.read_text() != text:
-            os.replace(file, self.path / f"config.step-{step:06d}.toml")
-        file.write_text(text)
+            self.write_text(f"config.step-{step:06d}.toml", file.read_text())
+        self.write_text("config.toml", text)
 
-    def truncate_metrics(self, step: int) -> None:
-        """On resume from `step`: rows logged after it get redone; they move to metrics.superseded.jsonl."""
-        rows = self.read("metrics.jsonl")
-        later = [r for r in rows if r.get("step", 0) > step]
-        if later:
-            for r in later:
-                self.append("metrics.superseded.jsonl", r)
-            tmp = self.path / ".metrics.jsonl.tmp"
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows if r.get("step", 0) <= step))
-            os.replace(tmp, self.path / "metrics.jsonl")
+    def truncate(self, name: str, step: int) -> list[dict[str, Any]]:
+        """On resume from `step`: the JSON lines of `name` logged after it get redone, so they move to
+        <name>.superseded.jsonl (metrics.superseded.jsonl, ...). Returns the rows kept."""
+        rows = self.read(name)
+        kept = [r for r in rows if r.get("step", 0) <= step]
+        if len(kept) < len(rows):
+            for r in rows:
+                if r.get("step", 0) > step:
+                    self.append(name.replace(".jsonl", ".superseded.jsonl"), r)
+            self.write_text(name, "".join(json.dumps(r) + "\n" for r in kept))
+        return kept
 
     def plot_loss(self) -> Path:
         """loss.png: the training loss per step and the validation loss, from metrics.jsonl."""
