@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from rnnlab.training import config as cfg
@@ -110,6 +109,7 @@ def config_overrides(args: argparse.Namespace, extra: list[str]) -> dict[str, An
 def run_train(args: argparse.Namespace, extra: list[str]) -> int:
     from rnnlab.tasks import make_task
     from rnnlab.training import build_model, seed_everything, train
+    from rnnlab.training.run import resume_folder
 
     overrides = config_overrides(args, extra)
     if args.resume:
@@ -117,11 +117,7 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
             raise cfg.ConfigError(
                 "--resume DIR continues the run in DIR with its config.toml; drop --config/--out"
             )
-        resume = Path(args.resume)
-        folder = resume.parent.parent if resume.is_file() else resume
-        if not (folder / "config.toml").is_file():
-            raise cfg.ConfigError(f"--resume: no run in {folder} (config.toml is missing)")
-        base = cfg.load(folder / "config.toml")
+        base = cfg.load(resume_folder(args.resume) / "config.toml")
     else:
         base = cfg.load(args.config) if args.config else cfg.TrainConfig()
     config = cfg.override(base, overrides, source="command line")

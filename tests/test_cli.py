@@ -69,6 +69,16 @@ def test_an_existing_run_folder_is_refused_and_left_alone(tmp_path, capsys):
     assert sorted(p.name for p in out.rglob("*")) == before
 
 
+def test_resuming_with_another_model_is_one_line_and_leaves_the_run_alone(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--steps", "2", "--out", str(out), *TINY]) == 0
+    config = (out / "config.toml").read_text()
+    assert main(["train", "--resume", str(out), "--steps", "4", "--model.hidden_size=16", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the model" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert (out / "config.toml").read_text() == config and not list(out.glob("config.step-*"))
+
+
 def test_a_corrupt_checkpoint_on_resume_is_named(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--steps", "2", "--out", str(out), *TINY]) == 0

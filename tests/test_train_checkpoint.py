@@ -13,7 +13,7 @@ from rnnlab import SequenceModel
 from rnnlab.tasks import SineTask
 from rnnlab.training import train
 from rnnlab.training.checkpoint import CheckpointError, Checkpoints, load, save
-from rnnlab.training.config import TrainConfig, override
+from rnnlab.training.config import ConfigError, TrainConfig, override
 
 
 def run(tmp_path, steps, resume=False, **overrides):
@@ -76,6 +76,19 @@ def test_resume_needs_more_steps_and_an_existing_run(tmp_path):
         run(tmp_path / "r", 5, resume=True)
     with pytest.raises(CheckpointError, match="no checkpoints"):
         run(tmp_path / "nothing", 5, resume=True)
+
+
+def test_resuming_with_another_model_or_optimiser_fails_before_touching_the_run(tmp_path):
+    run(tmp_path, 5)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match=r"optim.name: .*step-000005.pt holds the state of 'adam', got"):
+        run(tmp_path, 10, resume=True, **{"optim.name": "sgd"})
+    task = SineTask(seq_len=10, train_size=48, val_size=16, batch_size=8, output="sequence")
+    wider = SequenceModel(1, 16, 1, output="sequence", num_layers=2)
+    config = override(TrainConfig(), {"steps": 10, "out": str(tmp_path), "optim.lr": 0.01})
+    with pytest.raises(CheckpointError, match=r"step-000005.pt does not fit the model \(size mismatch"):
+        train(wider, task, config, resume=tmp_path, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
 def test_the_last_k_and_the_best_are_kept(tmp_path):

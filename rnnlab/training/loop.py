@@ -38,7 +38,7 @@ from rnnlab.training.config import ConfigError, TrainConfig, load, to_dict, vali
 from rnnlab.training.evaluate import Best, evaluate
 from rnnlab.training.guard import Guard
 from rnnlab.training.progress import ProgressBar
-from rnnlab.training.run import RunDir, default_folder
+from rnnlab.training.run import RunDir, default_folder, resume_folder
 
 
 @dataclass
@@ -82,8 +82,24 @@ class State:
             "task": describe(task),
         }
 
-    def restore(self, payload: dict[str, Any], device: torch.device) -> None:
-        self.model.load_state_dict(payload["model"])
+    def restore(self, path: Path, config: TrainConfig, device: torch.device) -> None:
+        """Continue from checkpoint `path`; one that does not fit the model or optimiser is an error here,
+        before the run folder is touched."""
+        payload = checkpoint.load(path)
+        saved = payload["config"]["optim"]["name"]
+        if saved != config.optim.name:
+            raise ConfigError(
+                f"optim.name: {path} holds the state of {saved!r}, got {config.optim.name!r}; "
+                "a resumed run keeps its optimiser"
+            )
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError as e:  # torch lists every mismatch on its own line: name the first
+            lines = str(e).splitlines()
+            raise CheckpointError(
+                f"{path} does not fit the model ({lines[min(1, len(lines) - 1)].strip()}); "
+                "a resumed run keeps the model it was trained with"
+            ) from None
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.clipper.load_state_dict(payload["clipper"])
@@ -91,8 +107,7 @@ class State:
         self.best.load_state_dict(payload["best"])
         checkpoint.set_rng_state(payload["rng"])
         self.step = int(payload["step"])
-        epoch, batch, window = payload["position"] or (0, 0, 0)
-        self.position = (epoch, batch, window) if payload["position"] else None
+        self.position = tuple(payload["position"]) if payload["position"] else None
         self.carry = tbptt.to_device(tbptt.Carry(**payload["carry"]), device)
 
     def roll_back(self, path: Path, factor: float) -> int:
@@ -150,7 +165,7 @@ def train(
     s = State(model, optimizer, scheduler, clipper, Guard(config.guard), Best(config.eval))
     checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep)
     if resume is not None:
-        s.restore(checkpoint.load(ckpt_path), device)
+        s.restore(ckpt_path, config, device)
         if s.step >= config.steps:
             raise ConfigError(f"steps: the run in {run.path} is at step {s.step} already; ask for more steps")
         run.truncate("metrics.jsonl", s.step)
@@ -315,8 +330,8 @@ def _roll_back(
 def _resume_paths(resume: Path) -> tuple[Path, Path]:
     """(checkpoint, run folder) from a run folder (its latest checkpoint) or a checkpoint file in one."""
     if resume.is_file():
-        return resume, resume.parent.parent
+        return resume, resume_folder(resume)
     latest = Checkpoints(resume / "checkpoints").latest()
     if latest is None:
         raise CheckpointError(f"cannot resume {resume}: no checkpoints in {resume / 'checkpoints'}")
-    return latest, resume
+    return latest, resume_folder(resume)

@@ -47,6 +47,15 @@ def default_folder(task_name: str) -> Path:
     raise AssertionError("unreachable")
 
 
+def resume_folder(resume: str | Path) -> Path:
+    """The run folder that `resume` names: the folder itself, or the run of a checkpoint file in it."""
+    resume = Path(resume)
+    folder = resume.parent.parent if resume.is_file() else resume  # <run>/checkpoints/step-N.pt
+    if not (folder / "config.toml").is_file():
+        raise RunFolderError(f"--resume: no run in {folder} (config.toml is missing)")
+    return folder
+
+
 def _claim(path: Path) -> bool:
     """Make the folder `path` for a new run; False when it exists and is not empty (or is a file).
 
@@ -63,9 +72,9 @@ class RunDir:
 
     def __init__(self, path: str | Path, *, resume: bool = False) -> None:
         self.path = Path(path)
-        if resume and not (self.path / "config.toml").is_file():
-            raise RunFolderError(f"cannot resume {self.path}: no run there (config.toml is missing)")
-        if not resume and not _claim(self.path):
+        if resume:
+            resume_folder(self.path)  # a run must be there
+        elif not _claim(self.path):
             raise RunFolderError(
                 f"run folder {self.path} already exists and is not empty; continue it with "
                 f"--resume {self.path} (resume=...) or choose another folder"
