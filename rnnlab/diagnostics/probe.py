@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from rnnlab.cells import Cell
 from rnnlab.diagnostics import jacobian as jac
 from rnnlab.diagnostics import saturation, spectra, trajectory
-from rnnlab.diagnostics.report import LayerReport, Report, to_python
+from rnnlab.diagnostics.report import LayerReport, Report, first_over, max_radius, to_python
 from rnnlab.diagnostics.verdict import Evidence, diagnose
 from rnnlab.layers import Recurrent
 
@@ -72,7 +72,23 @@ class _Tee:
 
 
 class Probe:
-    """The context manager `rnnlab.watch` returns; `report()` once its block has ended."""
+    """`rnnlab.watch(model)`: watch the gradient flow through time of every `rnnlab.Recurrent` in `model`
+    (see the module docstring); a context manager whose `report()` holds the result once its block ended.
+
+    Args:
+        model: any module holding rnnlab recurrent layers (or one itself).
+        jacobian: also analyse the Jacobian products (γ, memory horizon) along one sequence of the last
+            forward; its cost is stated in `report().layers[...].jacobian.passes`.
+        sample: which sequence of the batch to analyse (default: the longest).
+        threshold: the memory horizon ends where ‖∂s_L/∂s_t‖₂ falls below this.
+        method, iterations: "exact", "power" or "auto", and power iterations (see `rnnlab.jacobian_products`).
+        median_grad_norm: the typical pre-clip norm so far, if known; it sets the suggested clip threshold.
+
+    Example:
+        >>> with rnnlab.watch(model) as probe:
+        ...     loss_fn(model(x), y).backward()
+        >>> print(probe.report())
+    """
 
     def __init__(
         self,
@@ -190,17 +206,16 @@ class Probe:
             "state_step": _first_false(rec.state_ok if rec else None),
             "grad_step": _last_false(rec.grad_ok if rec else None),
         }
-        radii = [v["spectral_radius"] for v in spec.values()]
         keep = sat.get("keep_gate") if sat else None
         layer_fields = cell.state_type._fields
         evidence = Evidence(
             cell=type(cell).__name__,
             gated=cell.keep_gate is not None,
             steps=rec.steps if rec else None,
-            profile_drop=_best(profiles, "peak"),
-            profile_growth=_best(profiles, "last"),
+            profile_drop=first_over(profiles, "peak"),
+            profile_growth=first_over(profiles, "last"),
             profile_names=" and ".join(f"‖∂L/∂{f}_t‖" for f in layer_fields[: len(profiles or [])]),
-            spectral_radius=max(radii) if radii else None,
+            spectral_radius=max_radius(spec),
             tanh_saturated=sat.get("tanh") if sat else None,
             gates_saturated=sat.get("gates") if sat else None,
             keep_gate=cell.keep_gate,
@@ -230,41 +245,8 @@ class Probe:
         )
 
 
-def watch(
-    model: nn.Module,
-    *,
-    jacobian: bool = True,
-    sample: int | None = None,
-    threshold: float = jac.HORIZON_THRESHOLD,
-    method: jac.Method = "auto",
-    iterations: int = jac.ITERATIONS,
-    median_grad_norm: float | None = None,
-) -> Probe:
-    """Watch the gradient flow through time of every `rnnlab.Recurrent` in `model` (see the module docstring).
-
-    Args:
-        model: any module holding rnnlab recurrent layers (or one itself).
-        jacobian: also analyse the Jacobian products (γ, memory horizon) along one sequence of the last
-            forward; its cost is stated in `report().layers[...].jacobian.passes`.
-        sample: which sequence of the batch to analyse (default: the longest).
-        threshold: the memory horizon ends where ‖∂s_L/∂s_t‖₂ falls below this.
-        method, iterations: "exact", "power" or "auto", and power iterations (see `rnnlab.jacobian_products`).
-        median_grad_norm: the typical pre-clip norm so far, if known; it sets the suggested clip threshold.
-
-    Example:
-        >>> with rnnlab.watch(model) as probe:
-        ...     loss_fn(model(x), y).backward()
-        >>> print(probe.report())
-    """
-    return Probe(
-        model,
-        jacobian=jacobian,
-        sample=sample,
-        threshold=threshold,
-        method=method,
-        iterations=iterations,
-        median_grad_norm=median_grad_norm,
-    )
+#: `rnnlab.watch(model, ...)` makes the probe: the class is the function (see `Probe` for the arguments).
+watch = Probe
 
 
 def _key(module: str, index: int, direction: int) -> str:
@@ -316,18 +298,3 @@ def _last_false(ok: Tensor | None) -> int | None:
     if ok is None or bool(ok.all()):
         return None
     return int(torch.nonzero(~ok)[-1])
-
-
-def _best(profiles: list[list[float]] | None, to: str) -> float | None:
-    """The largest `_ratio` over the state fields: the gradient reaches the past along its best path
-    (for an LSTM often c while ∂L/∂h_t has faded)."""
-    ratios = [r for p in profiles or [] if (r := _ratio(p, to)) is not None]
-    return max(ratios) if ratios else None
-
-
-def _ratio(profile: list[float], to: str) -> float | None:
-    """‖∂L/∂h‖ at the first processed step over its peak (`to="peak"`) or its last value."""
-    ref = max(profile) if to == "peak" else profile[-1]
-    if not (ref > 0 and math.isfinite(ref) and math.isfinite(profile[0])):
-        return None
-    return profile[0] / ref

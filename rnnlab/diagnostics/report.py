@@ -52,8 +52,12 @@ class LayerReport:
     @property
     def spectral_radius(self) -> float | None:
         """The largest spectral radius over the gate blocks of the recurrent weights."""
-        radii = [v["spectral_radius"] for v in self.spectra.values()]
-        return max(radii) if radii else None
+        return max_radius(self.spectra)
+
+    @property
+    def first_over_peak(self) -> float | None:
+        """‖∂L/∂s‖ at the first processed step over its peak, the best over h (and c)."""
+        return first_over([p for p in (self.profile_h, self.profile_c) if p], "peak")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,7 +122,7 @@ class Report:
                 (
                     name,
                     layer.verdict.name,
-                    _fmt(_drop(layer.profile_h, layer.profile_c)),
+                    _fmt(layer.first_over_peak),
                     _fmt(layer.jacobian.gamma if layer.jacobian else None),
                     _fmt(layer.jacobian.horizon if layer.jacobian else None, ".0f"),
                     _fmt(layer.spectral_radius),
@@ -138,13 +142,21 @@ class Report:
         return "\n".join(lines)
 
 
-def _drop(*profiles: list[float] | None) -> float | None:
-    """The gradient at the first processed step over its peak, the best over h (and c)."""
+def max_radius(spectra: dict[str, dict[str, float]]) -> float | None:
+    """The largest spectral radius in `recurrent_spectra`'s {gate: {"spectral_radius": ρ, ...}}."""
+    radii = [v["spectral_radius"] for v in spectra.values()]
+    return max(radii) if radii else None
+
+
+def first_over(profiles: list[list[float]] | None, to: str) -> float | None:
+    """The largest ratio over the state fields' profiles of ‖∂L/∂s‖ at the first processed step to its
+    peak (`to="peak"`) or its last value: the gradient reaches the past along its best path (for an LSTM
+    often c while ∂L/∂h_t has faded). None where no ratio is finite."""
     ratios = []
-    for p in profiles:
-        peak = max(p) if p else 0.0
-        if p and peak > 0 and math.isfinite(peak):
-            ratios.append(p[0] / peak)
+    for p in profiles or []:
+        ref = max(p) if to == "peak" else p[-1]
+        if ref > 0 and math.isfinite(ref) and math.isfinite(p[0]):
+            ratios.append(p[0] / ref)
     return max(ratios) if ratios else None
 
 

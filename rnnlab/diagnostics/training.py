@@ -24,7 +24,7 @@ from torch import nn
 
 from rnnlab.diagnostics import plots
 from rnnlab.diagnostics.probe import Probe, watch
-from rnnlab.diagnostics.report import Report
+from rnnlab.diagnostics.report import LayerReport, Report
 
 if TYPE_CHECKING:
     from rnnlab.training.config import DiagnosticsConfig
@@ -39,7 +39,6 @@ class TrainingDiagnostics:
     def __init__(self, model: nn.Module, config: DiagnosticsConfig, run: RunDir, step: int = 0) -> None:
         self.model, self.config, self.run = model, config, run
         self.history = run.truncate(FILE, step)  # a resumed run redoes the steps after its checkpoint
-        self.norms = [r["grad_norm"] for r in self.history if r.get("grad_norm") is not None]
 
     def due(self, step: int) -> bool:
         return self.config.every > 0 and step % self.config.every == 0
@@ -50,7 +49,8 @@ class TrainingDiagnostics:
         if not self.due(step):
             yield None
             return
-        median = statistics.median(self.norms) if self.norms else None
+        norms = [r["grad_norm"] for r in self.history if _finite(r.get("grad_norm"))]
+        median = statistics.median(norms) if norms else None
         with watch(self.model, jacobian=self.config.jacobian, median_grad_norm=median) as probe:
             yield probe
         self.record(step, probe.report())
@@ -60,11 +60,9 @@ class TrainingDiagnostics:
         row = {"step": step, **report.to_dict()}
         self.run.append(FILE, row)
         self.history.append(row)
-        if report.grad_norm is not None and math.isfinite(report.grad_norm):
-            self.norms.append(report.grad_norm)
         self.run.scalars("diagnostics", {"grad_norm": report.grad_norm}, step)
         for name, layer in report.layers.items():
-            self.run.scalars(f"diagnostics/{name}", _headline(layer.to_dict(), layer.spectral_radius), step)
+            self.run.scalars(f"diagnostics/{name}", _headline(layer), step)
         fig = plots.profile_heatmap(self.history)
         self.run.tensorboard.add_image(
             "diagnostics/grad_flow", plots.figure_to_array(fig), step, dataformats="HWC"
@@ -77,21 +75,22 @@ class TrainingDiagnostics:
         return plots.save_all(self.history, self.run.path / "diagnostics")
 
 
-def _headline(layer: dict[str, Any], radius: float | None) -> dict[str, Any]:
+def _headline(layer: LayerReport) -> dict[str, Any]:
     """The numbers of one layer worth a TensorBoard curve."""
-    jac = layer.get("jacobian") or {}
-    sat = layer.get("saturation") or {}
+    sat = layer.saturation or {}
     keep = sat.get("keep_gate") or {}
-    profile = layer.get("profile_h") or []
-    peak = max(profile, default=0.0)
-    drop = profile[0] / peak if profile and peak > 0 else None
+    drop = layer.first_over_peak
     return {
-        "gamma": jac.get("gamma"),
-        "horizon": jac.get("horizon"),
+        "gamma": layer.jacobian.gamma if layer.jacobian else None,
+        "horizon": layer.jacobian.horizon if layer.jacobian else None,
         "log10_first_over_peak": math.log10(drop) if drop else None,
-        "spectral_radius": radius,
+        "spectral_radius": layer.spectral_radius,
         "tanh_saturated": sat.get("tanh"),
         "gates_saturated": sat.get("gates"),
         "keep_gate_median": (keep.get("quantiles") or {}).get("q50"),
-        "healthy": float(layer["verdict"]["name"] == "healthy"),
+        "healthy": float(layer.verdict.name == "healthy"),
     }
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, float) and math.isfinite(x)
