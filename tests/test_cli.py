@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from rnnlab.cli import main
 
@@ -47,6 +48,12 @@ def test_a_config_file_with_flags_on_top(tmp_path):
             "clip.mode: expected one of: none, value, norm, adaptive, got 'sometimes'",
         ),
         (["--task", "nope"], "task.name: unknown task 'nope'; available: sine"),
+        (["--eval.metric=accuracy"], "eval.metric: 'accuracy' is not reported by this task"),
+        pytest.param(
+            ["--device=cuda:7"],
+            "device: 'cuda:7' asked for",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here"),
+        ),
         (["--config", "missing.toml"], "config file not found: missing.toml"),
         (["--resume", "nowhere"], "--resume: no run in nowhere"),
         (["stray"], "unexpected argument 'stray'"),

@@ -43,6 +43,23 @@ def evaluate(model: nn.Module, task: Task, device: torch.device, stateful: bool 
     return {name: total / count for name, total in totals.items()}
 
 
+def check_metric(model: nn.Module, task: Task, device: torch.device, config: EvalConfig) -> None:
+    """A ConfigError now, before the run starts, if the task does not report `config.metric`: the task's
+    metrics on its first validation batch (no gradient, eval mode, so no random number is drawn)."""
+    batch = next(iter(task.val_batches()), None)
+    if config.metric == "loss" or batch is None:
+        return
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        batch = batch.to(device)
+        y, _ = tbptt.forward(
+            model, batch.inputs, tbptt.Carry(), keep=0, output=task.output, end=True, lengths=batch.lengths
+        )
+        Best(config).update({"loss": 0.0, **task.metrics(y, batch.targets)}, 0)  # raises if it is missing
+    model.train(was_training)
+
+
 class Best:
     """The best value of the validation metric `config.metric` so far, and when to stop early."""
 

@@ -35,7 +35,7 @@ from rnnlab.training.build import (
 )
 from rnnlab.training.checkpoint import CheckpointError, Checkpoints
 from rnnlab.training.config import ConfigError, TrainConfig, load, to_dict, validate
-from rnnlab.training.evaluate import Best, evaluate
+from rnnlab.training.evaluate import Best, check_metric, evaluate
 from rnnlab.training.guard import Guard
 from rnnlab.training.progress import ProgressBar
 from rnnlab.training.run import RunDir, default_folder, resume_folder
@@ -154,11 +154,12 @@ def train(
     b = config.bptt
     k1 = b.k1 if b.mode == "truncated" else 0  # 0: one window over the whole sequence
     keep = max(0, b.k2 - b.k1) if b.mode == "truncated" and b.k2 and b.k1 else 0  # context steps, k2 - k1
-    config.out = config.out or str(default_folder(getattr(task, "name", "task")))
-    run = RunDir(config.out, resume=resume is not None)
     seed_everything(config.seed, config.deterministic)
     device = resolve_device(config.device)
     model.to(device).train()
+    check_metric(model, task, device, config.eval)
+    config.out = config.out or str(default_folder(getattr(task, "name", "task")))
+    run = RunDir(config.out, resume=resume is not None)
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.schedule, config.steps, config.eval.mode)
     clipper = clipping.Clipper(config.clip)
