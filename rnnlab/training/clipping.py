@@ -68,19 +68,20 @@ class Clipper:
         params = list(params)
         norm = float(norm)
         threshold = self.threshold()
-        clipped = False
+        clipped, after = False, norm
         if self.config.mode == "value":
             bound = self.config.max_value
             clipped = any(bool((g.abs() > bound).any()) for g in grads(params))
             torch.nn.utils.clip_grad_value_(params, bound)
+            after = float(global_norm(params)) if clipped else norm
         elif threshold is not None and norm > threshold:
             clipped = True
             scale = threshold / (norm + 1e-6)  # as torch.nn.utils.clip_grad_norm_
             for g in grads(params):
                 g.mul_(scale)
+            after = norm * scale  # no second pass over the gradients
         if self.config.mode == "adaptive":
             self.observe(norm)
-        after = float(global_norm(params)) if clipped else norm
         return Clipped(norm, after, clipped, threshold)
 
     def observe(self, norm: float) -> None:

@@ -149,7 +149,8 @@ def forward(
         if b == split:
             split_state = state
     if output == "sequence":
-        y = torch.cat(ys, dim=1)[:, seen:]  # (B, k1, O): the new steps only
+        y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)  # no copy for one part
+        y = y[:, seen:]  # (B, k1, O): the new steps only
     else:
         y = ys[-1]  # (B, O)
     context = x[:, split:] if split < T else None
