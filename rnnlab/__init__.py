@@ -16,11 +16,21 @@ from rnnlab.cells import (
 from rnnlab.diagnostics import jacobian_products, time_profile, watch
 from rnnlab.layers import GRU, LSTM, RNN, IndRNN, LayerNormGRU, LayerNormLSTM, Recurrent, cell_type
 from rnnlab.models import SequenceModel
-from rnnlab.training import BPTTConfig, ClipConfig, History, OptimConfig, ScheduleConfig, TrainConfig, train
+from rnnlab.training import (
+    BPTTConfig,
+    ClipConfig,
+    History,
+    OptimConfig,
+    ScheduleConfig,
+    TrainConfig,
+    evaluate,
+    train,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "evaluate",
     "GRU",
     "LSTM",
     "RNN",

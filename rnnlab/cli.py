@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rnnlab.training import config as cfg
+from rnnlab.training.progress import format_value as _fmt
 
 Handler = Callable[[argparse.Namespace, list[str]], int]
 
@@ -134,10 +135,6 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
         line += f", best {s['best']['metric']} {_fmt(s['best']['value'])} at step {s['best']['step']}"
     print(f"{line}; {s['steps_per_s']:.1f} steps/s; run folder {history.run_dir}")
     return 0
-
-
-def _fmt(x: Any) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
 #: the subcommands, in the order `rnnlab --help` lists them; later: diagnose, report, ...

@@ -171,6 +171,9 @@ def test_the_keras_style_example_from_the_readme(tmp_path):
     config.out = str(tmp_path / "keras")
     history = rnnlab.train(model, task, config, progress=False)
     assert history.val[-1]["loss"] < 0.1 * history.train[0]["loss"]
+    scores = rnnlab.evaluate(model, task)  # evaluating is one more line
+    assert scores["loss"] == pytest.approx(history.val[-1]["loss"], rel=1e-5)
+    assert model.training  # evaluate restores the mode it found
 
 
 def test_deterministic_mode_allows_only_deterministic_algorithms():

@@ -27,6 +27,7 @@ from rnnlab.training.config import (
     TaskConfig,
     TrainConfig,
 )
+from rnnlab.training.evaluate import evaluate
 from rnnlab.training.guard import DivergedError
 from rnnlab.training.loop import History, train
 from rnnlab.training.run import RunDir, RunFolderError
@@ -38,6 +39,7 @@ __all__ = [
     "ClipConfig",
     "ConfigError",
     "DivergedError",
+    "evaluate",
     "EvalConfig",
     "GuardConfig",
     "History",

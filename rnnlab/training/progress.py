@@ -33,9 +33,9 @@ class ProgressBar:
         if not self.enabled:
             return
         rate = (step - self.start) / max(time.perf_counter() - self.t0, 1e-9)
-        stats = f"loss {_fmt(row.get('loss'))}"
+        stats = f"loss {format_value(row.get('loss'))}"
         if metric and metric in row:
-            stats += f"  {metric} {_fmt(row[metric])}"
+            stats += f"  {metric} {format_value(row[metric])}"
         self.bar.update(self.task, completed=step, stats=f"{stats}  {rate:.1f} steps/s")
 
     def say(self, message: str) -> None:
@@ -47,5 +47,6 @@ class ProgressBar:
             self.bar.stop()
 
 
-def _fmt(x: Any) -> str:
+def format_value(x: Any) -> str:
+    """A logged value for people: floats to 4 significant digits."""
     return f"{x:.4g}" if isinstance(x, float) else str(x)
