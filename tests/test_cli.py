@@ -86,6 +86,16 @@ def test_resuming_with_another_model_is_one_line_and_leaves_the_run_alone(tmp_pa
     assert (out / "config.toml").read_text() == config and not list(out.glob("config.step-*"))
 
 
+def test_resuming_with_other_data_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--steps", "2", "--out", str(out), *TINY]) == 0
+    metrics = (out / "metrics.jsonl").read_text()
+    assert main(["train", "--resume", str(out), "--steps", "4", "--task.seq_len=20", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "task.seq_len: the run" in err and "with 10, got 20" in err and "Traceback" not in err
+    assert (out / "metrics.jsonl").read_text() == metrics
+
+
 def test_a_corrupt_checkpoint_on_resume_is_named(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--steps", "2", "--out", str(out), *TINY]) == 0

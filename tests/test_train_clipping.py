@@ -75,3 +75,12 @@ def test_the_loop_logs_pre_and_post_clip_norms_every_step(tmp_path):
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     for r in rows:
         assert r["clipped"] and r["grad_norm"] > 1e-3 >= r["grad_norm_clipped"] - 1e-9
+
+
+def test_a_huge_but_finite_gradient_has_a_finite_norm_and_is_clipped():
+    p = torch.nn.Parameter(torch.zeros(4))
+    p.grad = torch.full((4,), 1e25)  # its float32 squares overflow
+    norm = global_norm([p])
+    assert torch.isfinite(norm) and float(norm) == pytest.approx(2e25)
+    result = Clipper(ClipConfig("norm", max_norm=1.0))([p], norm)
+    assert result.clipped and float(torch.linalg.vector_norm(p.grad)) == pytest.approx(1.0, rel=1e-5)

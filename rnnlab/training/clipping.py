@@ -27,11 +27,14 @@ def grads(params: Iterable[nn.Parameter]) -> list[Tensor]:
 
 
 def global_norm(params: Iterable[nn.Parameter]) -> Tensor:
-    """‖g‖₂ over all gradients, as a 0-dim tensor (NaN or Inf when a gradient is)."""
+    """‖g‖₂ over all gradients, as a float64 0-dim tensor (NaN or Inf only when a gradient is): in float32
+    the squares overflow once the norm passes ~1e19, and an exploding RNN gets there."""
     gs = grads(params)
     if not gs:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in gs]))
+        return torch.zeros((), dtype=torch.float64)
+    return torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.float64) for g in gs])
+    )
 
 
 @dataclass

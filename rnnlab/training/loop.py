@@ -82,10 +82,18 @@ class State:
             "task": describe(task),
         }
 
-    def restore(self, path: Path, config: TrainConfig, device: torch.device) -> None:
-        """Continue from checkpoint `path`; one that does not fit the model or optimiser is an error here,
-        before the run folder is touched."""
+    def restore(self, path: Path, config: TrainConfig, task: Task, device: torch.device) -> None:
+        """Continue from checkpoint `path`; one that does not fit the task, model or optimiser is an error
+        here, before the run folder is touched."""
         payload = checkpoint.load(path)
+        saved_task = {**payload["config"]["task"], **payload["task"]}
+        wanted = {**to_dict(config)["task"], **describe(task)}
+        for key in sorted(saved_task.keys() & wanted.keys()):
+            if saved_task[key] != wanted[key]:
+                raise ConfigError(
+                    f"task.{key}: the run in {path.parent.parent} was trained with {saved_task[key]!r}, "
+                    f"got {wanted[key]!r}; a resumed run keeps its data, so it can continue exactly"
+                )
         saved = payload["config"]["optim"]["name"]
         if saved != config.optim.name:
             raise ConfigError(
@@ -166,7 +174,7 @@ def train(
     s = State(model, optimizer, scheduler, clipper, Guard(config.guard), Best(config.eval))
     checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep)
     if resume is not None:
-        s.restore(ckpt_path, config, device)
+        s.restore(ckpt_path, config, task, device)
         if s.step >= config.steps:
             raise ConfigError(f"steps: the run in {run.path} is at step {s.step} already; ask for more steps")
         run.truncate("metrics.jsonl", s.step)
