@@ -58,3 +58,16 @@ def test_probing_every_step_trains_exactly_alike(tmp_path):
     assert len((probed.run_dir / "diagnostics.jsonl").read_text().splitlines()) == 6
     keys = ("loss", "grad_norm", "grad_norm_clipped")
     assert [[r[k] for k in keys] for r in plain.train] == [[r[k] for k in keys] for r in probed.train]
+
+
+def test_verdicts_are_said_live_when_they_change(tmp_path, capsys):
+    history = run(tmp_path / "run", every=1, steps=4)
+    said = [line for line in capsys.readouterr().err.splitlines() if "encoder.l0" in line]
+    verdicts = [r["layers"]["encoder.l0"]["verdict"] for r in history_rows(history)]
+    changes = [v for i, v in enumerate(verdicts) if i == 0 or v["name"] != verdicts[i - 1]["name"]]
+    assert len(said) == len(changes) >= 1  # the first probe's verdict, then each change, nothing more
+    assert said[0].startswith(f"step 1: encoder.l0 {changes[0]['name']}")
+
+
+def history_rows(history):
+    return [json.loads(line) for line in (history.run_dir / "diagnostics.jsonl").read_text().splitlines()]

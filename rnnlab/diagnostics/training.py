@@ -7,7 +7,8 @@ The training loop wraps its forward and backward in `TrainingDiagnostics.watch(s
 that block runs under `rnnlab.watch`; the report is appended to `diagnostics.jsonl` (one object per probe:
 "step" and `Report.to_dict()`: per-layer profile, γ, horizon, spectra, saturation, verdict), its headline
 numbers go to TensorBoard under `diagnostics/<layer>/...` with the heatmap of log10 ‖∂L/∂h_t‖ over time step
-× training step as an image, and `finish()` draws the figures into `<run>/diagnostics/`. A probed step
+× training step as an image, each layer's verdict is said live (at the first probe, then whenever it
+changes), and `finish()` draws the figures into `<run>/diagnostics/`. A probed step
 runs the unrolled path (equal to the fused kernel up to rounding); it computes the same update otherwise.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +37,17 @@ FILE = "diagnostics.jsonl"
 class TrainingDiagnostics:
     """Probes `model` every `config.every` steps of a run and records what it finds in `run`."""
 
-    def __init__(self, model: nn.Module, config: DiagnosticsConfig, run: RunDir, step: int = 0) -> None:
-        self.model, self.config, self.run = model, config, run
+    def __init__(
+        self,
+        model: nn.Module,
+        config: DiagnosticsConfig,
+        run: RunDir,
+        step: int = 0,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.model, self.config, self.run, self.say = model, config, run, say
         self.history = run.truncate(FILE, step)  # a resumed run redoes the steps after its checkpoint
+        self.said: dict[str, str] = {}  # layer -> the verdict last said
 
     def due(self, step: int) -> bool:
         return self.config.every > 0 and step % self.config.every == 0
@@ -67,6 +76,10 @@ class TrainingDiagnostics:
         self.run.tensorboard.add_image(
             "diagnostics/grad_flow", plots.figure_to_array(fig), step, dataformats="HWC"
         )
+        for name, layer in report.layers.items():
+            if self.said.get(name) != layer.verdict.name:
+                self.said[name] = layer.verdict.name
+                self.say(f"step {step}: {name} {layer.verdict.message}")
 
     def finish(self) -> list[Path]:
         """The figures of the run's probes, as PNGs in `<run>/diagnostics/` (when `config.plots`)."""

@@ -184,7 +184,7 @@ def train(
     forward = partial(tbptt.forward, model, keep=keep, output=task.output)
     windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
     bar = ProgressBar(config.steps, s.step, enabled=progress)
-    diagnostics = TrainingDiagnostics(model, config.diagnostics, run, s.step)
+    diagnostics = TrainingDiagnostics(model, config.diagnostics, run, s.step, say=bar.say)
     first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
 
     try:

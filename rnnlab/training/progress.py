@@ -40,7 +40,7 @@ class ProgressBar:
 
     def say(self, message: str) -> None:
         """A line above the bar (or on stderr without one): rollbacks, early stopping."""
-        self.console.print(message, highlight=False)
+        self.console.print(message, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.enabled:
