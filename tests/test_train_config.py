@@ -63,20 +63,23 @@ def test_bad_values_name_the_field_and_what_is_allowed(overrides, message):
         cfg.override(TrainConfig(), overrides)
 
 
-def test_a_bad_toml_file_names_the_file_and_the_field(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[optim]\nlr = -0.5\n", r"optim.lr: expected a number > 0.0"),
+        ("[optimiser]\nlr = 0.5\n", r"bad.toml: unknown setting 'optimiser.lr'"),
+        ("optim = 3\n", r"bad.toml: \[optim\] must be a table"),
+        ("steps = = 3\n", r"bad.toml: not valid TOML"),
+    ],
+)
+def test_a_bad_toml_file_names_the_file_and_the_field(tmp_path, text, message):
     path = tmp_path / "bad.toml"
-    path.write_text("[optim]\nlr = -0.5\n")
-    with pytest.raises(ConfigError, match=r"optim.lr: expected a number > 0.0"):
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         cfg.load(path)
-    path.write_text("[optimiser]\nlr = 0.5\n")
-    with pytest.raises(ConfigError, match=r"bad.toml: unknown setting 'optimiser.lr'"):
-        cfg.load(path)
-    path.write_text("optim = 3\n")
-    with pytest.raises(ConfigError, match=r"bad.toml: \[optim\] must be a table"):
-        cfg.load(path)
-    path.write_text("steps = = 3\n")
-    with pytest.raises(ConfigError, match=r"bad.toml: not valid TOML"):
-        cfg.load(path)
+
+
+def test_a_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"config file not found: .*missing.toml"):
         cfg.load(tmp_path / "missing.toml")
 
