@@ -327,7 +327,10 @@ class _Scan(torch.autograd.Function):
         x_flat = x.reshape(T * B, -1)
         pre = torch.addmm(bias, x_flat, w_ih.t()) if bias is not None else x_flat @ w_ih.t()
         keep = _Keep(mask, x.dtype) if mask is not None else None
-        out, final, saved, states, gates = kernel.forward(pre.view(T, B, -1), w_hh, b_hh, tuple(state0), keep)
+        recurrent_bias = None if fold else b_hh  # folded: already inside pre
+        out, final, saved, states, gates = kernel.forward(
+            pre.view(T, B, -1), w_hh, recurrent_bias, tuple(state0), keep
+        )
         if observer is not None:
             observer.forward(states, gates, mask)
         ctx.kernel, ctx.observer, ctx.keep, ctx.fold = kernel, observer, keep, fold

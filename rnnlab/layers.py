@@ -234,7 +234,7 @@ class Recurrent(nn.Module):
 
     def _fused(self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None):
         op = getattr(torch, self.cell.fused_op)  # type: ignore[arg-type]
-        weights = [p for p in self._flat_weights()]
+        weights = self._flat_weights()
         hx: Any = state if len(state) > 1 else state[0]
         common = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if lengths is None:
