@@ -357,3 +357,22 @@ class IndRNNCell(Cell):
         pre = px + u * state[0]
         h = torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre)
         return HiddenState(h), {"h": h}
+
+
+CELLS: dict[str, type[Cell]] = {
+    "rnn": RNNCell,
+    "lstm": LSTMCell,
+    "gru": GRUCell,
+    "layernorm_lstm": LayerNormLSTMCell,
+    "layernorm_gru": LayerNormGRUCell,
+    "indrnn": IndRNNCell,
+}
+
+
+def cell_type(name: str | type[Cell]) -> type[Cell]:
+    """A cell class from its name ("lstm", "gru", "rnn", "layernorm_lstm", "layernorm_gru", "indrnn")."""
+    if isinstance(name, type) and issubclass(name, Cell):
+        return name
+    if name not in CELLS:
+        raise ValueError(f"unknown cell {name!r}; valid cells: {', '.join(CELLS)}")
+    return CELLS[name]

@@ -24,7 +24,15 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab import bptt
-from rnnlab.cells import Cell, GRUCell, IndRNNCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
+from rnnlab.cells import (
+    Cell,
+    GRUCell,
+    IndRNNCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    RNNCell,
+)
 from rnnlab.init import InitSpec, initialize
 
 Execution = Literal["auto", "fused", "unrolled"]
@@ -438,22 +446,3 @@ class IndRNN(Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, *args: Any, **kwargs: Any) -> None:
         super().__init__(IndRNNCell, input_size, hidden_size, *args, **kwargs)
-
-
-CELLS: dict[str, type[Cell]] = {
-    "rnn": RNNCell,
-    "lstm": LSTMCell,
-    "gru": GRUCell,
-    "layernorm_lstm": LayerNormLSTMCell,
-    "layernorm_gru": LayerNormGRUCell,
-    "indrnn": IndRNNCell,
-}
-
-
-def cell_type(name: str | type[Cell]) -> type[Cell]:
-    """A cell class from its name ("lstm", "gru", "rnn", "layernorm_lstm", "layernorm_gru", "indrnn")."""
-    if isinstance(name, type) and issubclass(name, Cell):
-        return name
-    if name not in CELLS:
-        raise ValueError(f"unknown cell {name!r}; valid cells: {', '.join(CELLS)}")
-    return CELLS[name]

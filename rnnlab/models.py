@@ -7,8 +7,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells import Cell
-from rnnlab.layers import Recurrent, cell_type
+from rnnlab.cells import Cell, cell_type
+from rnnlab.layers import Recurrent
 
 
 class SequenceModel(nn.Module):

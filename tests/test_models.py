@@ -8,7 +8,7 @@ import torch
 import rnnlab
 
 
-@pytest.mark.parametrize("cell", sorted(rnnlab.layers.CELLS))
+@pytest.mark.parametrize("cell", sorted(rnnlab.cells.CELLS))
 def test_many_to_one_and_many_to_many_shapes(cell):
     x = torch.randn(4, 9, 3)
     assert rnnlab.SequenceModel(3, 8, 2, cell=cell)(x).shape == (4, 2)

@@ -57,7 +57,7 @@ def test_random_problems_equal_torch(p, execution):
 
 
 @settings(max_examples=25, deadline=None)
-@given(problems(), st.sampled_from(sorted(rnnlab.layers.CELLS)))
+@given(problems(), st.sampled_from(sorted(rnnlab.cells.CELLS)))
 def test_any_cell_masks_the_padding(p, cell):
     """Appending garbage after a sequence's end never changes its outputs or final state."""
     torch.manual_seed(p["seed"])

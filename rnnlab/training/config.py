@@ -24,7 +24,7 @@ from typing import Any
 
 import tomli_w
 
-from rnnlab.layers import CELLS
+from rnnlab.cells import CELLS
 
 
 class ConfigError(ValueError):
