@@ -12,9 +12,10 @@ from rnnlab.cells import (
     LSTMCell,
     LSTMState,
     RNNCell,
+    cell_type,
 )
 from rnnlab.diagnostics import jacobian_products, time_profile, watch
-from rnnlab.layers import GRU, LSTM, RNN, IndRNN, LayerNormGRU, LayerNormLSTM, Recurrent, cell_type
+from rnnlab.layers import GRU, LSTM, RNN, IndRNN, LayerNormGRU, LayerNormLSTM, Recurrent
 from rnnlab.models import SequenceModel
 from rnnlab.training import (
     BPTTConfig,
