@@ -2,14 +2,17 @@
 
 Variants, interleaved round by round so that machine noise hits all of them alike:
   torch      torch.nn.LSTM/GRU/RNN (the baseline; its fused kernel)
-  fast       rnnlab layer, execution="auto" (onto the same fused kernel)
+  fused      rnnlab layer, execution="fused" (onto the same fused kernel)
   unrolled   rnnlab layer, execution="unrolled", with an observer receiving every step's state and gradient
+  auto       rnnlab layer, execution="auto" (the default: whichever of the two was measured faster here)
   naive      a Python loop over torch.nn.LSTMCell/GRUCell/RNNCell under per-step autograd
 
     python benchmarks/speed.py                     # all cells, the three issue shapes
     python benchmarks/speed.py --cells lstm --shapes 100x64x256 --repeats 5
+    python benchmarks/speed.py --inference         # forward only, under torch.no_grad
 
-Prints one table: median milliseconds per forward+backward and the ratio to torch.
+Prints one table: median milliseconds per forward+backward and the ratio to torch, and `auto/best`: auto's
+time over the faster of fused and unrolled (goal: at most 1.05 at every shape).
 """
 
 from __future__ import annotations
@@ -41,20 +44,24 @@ class CountingObserver:
         self.steps += grads[0].shape[0]
 
 
-def variants(kind: str, T: int, B: int, H: int) -> dict[str, Callable[[], None]]:
+def variants(kind: str, T: int, B: int, H: int, inference: bool) -> dict[str, Callable[[], None]]:
     torch.manual_seed(0)
-    x = torch.randn(T, B, H, requires_grad=True)
+    x = torch.randn(T, B, H, requires_grad=not inference)
     reference = TORCH[kind](H, H)
-    fast = OURS[kind](H, H)
-    fast.load_state_dict(reference.state_dict())
-    unrolled = OURS[kind](H, H, execution="unrolled")
-    unrolled.load_state_dict(reference.state_dict())
+    layers = {}
+    for execution in ("fused", "unrolled", "auto"):
+        layers[execution] = OURS[kind](H, H, execution=execution)
+        layers[execution].load_state_dict(reference.state_dict())
     observer = CountingObserver()
-    unrolled.observer_factory = lambda layer, direction: observer
+    layers["unrolled"].observer_factory = lambda unit: observer
     cell = CELLS[kind](H, H)
 
     def run_layer(layer: torch.nn.Module) -> Callable[[], None]:
         def step() -> None:
+            if inference:
+                with torch.no_grad():
+                    layer(x)
+                return
             out, _ = layer(x)
             out.sum().backward()
 
@@ -64,20 +71,17 @@ def variants(kind: str, T: int, B: int, H: int) -> dict[str, Callable[[], None]]
         h = torch.zeros(B, H)
         c = torch.zeros(B, H)
         outs = []
-        for t in range(T):
-            if kind == "lstm":
-                h, c = cell(x[t], (h, c))
-            else:
-                h = cell(x[t], h)
-            outs.append(h)
-        torch.stack(outs).sum().backward()
+        with torch.set_grad_enabled(not inference):
+            for t in range(T):
+                if kind == "lstm":
+                    h, c = cell(x[t], (h, c))
+                else:
+                    h = cell(x[t], h)
+                outs.append(h)
+            if not inference:
+                torch.stack(outs).sum().backward()
 
-    return {
-        "torch": run_layer(reference),
-        "fast": run_layer(fast),
-        "unrolled": run_layer(unrolled),
-        "naive": naive,
-    }
+    return {"torch": run_layer(reference), **{k: run_layer(v) for k, v in layers.items()}, "naive": naive}
 
 
 def measure(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
@@ -102,21 +106,25 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=7, help="rounds; each variant runs once per round")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--inference", action="store_true", help="forward only, under torch.no_grad")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} rounds")
-    header = f"{'cell':5} {'T x B x H':>14} | " + " | ".join(
-        f"{n:>8} ms {'ratio':>6}" for n in ("torch", "fast", "unrolled", "naive")
-    )
+    what = "forward (no_grad)" if args.inference else "forward + backward"
+    threads = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads, {what}, median of {args.repeats} rounds")
+    names = ("torch", "fused", "unrolled", "auto", "naive")
+    header = f"{'cell':5} {'T x B x H':>14} | " + " | ".join(f"{n:>8} ms {'ratio':>6}" for n in names)
+    header += " | auto/best"
     print(header)
     print("-" * len(header))
     for kind in args.cells.split(","):
         for shape in args.shapes.split(","):
             T, B, H = (int(v) for v in shape.split("x"))
-            ms = measure(variants(kind, T, B, H), args.repeats)
+            ms = measure(variants(kind, T, B, H, args.inference), args.repeats)
             cells = " | ".join(f"{ms[n]:11.1f} {ms[n] / ms['torch']:6.2f}" for n in ms)
-            print(f"{kind:5} {shape:>14} | {cells}", flush=True)
+            best = min(ms["fused"], ms["unrolled"])
+            print(f"{kind:5} {shape:>14} | {cells} | {ms['auto'] / best:9.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ preallocated (T, B, ·) buffers; the backward first turns them into local deriva
 
 Every `∂L/∂h_t` exists anyway and is handed to an observer for free. The input projection `W_ih x + b` of
 all steps is one matmul at the start, and the input gradients are two after the loop. Kernels exist for
-torch's three cells; other cells take the per-step autograd scan in `layers.py`.
+torch's three cells; `rnnlab.fused.fast_paths` says which cells may take them, and every other cell runs
+the per-step autograd scan (`autograd_scan.py`).
 
 Masks: with variable lengths, `mask[t]` (B, 1) is true while step t is inside the sequence. A masked step
 keeps the previous state and outputs zeros, so the final state is the state at each sequence's own end; in
@@ -47,7 +48,7 @@ class Observer(Protocol):
 class Kernel:
     """Forward and backward through time of one cell type (see the module docstring).
 
-    `forward(pre, w_hh, b_hh, state, keep)` gets the input projections `pre` (T, B, G*H), a buffer it may
+    `forward(pre, w_hh, b_hh, state, masks)` gets the input projections `pre` (T, B, G*H), a buffer it may
     overwrite, and returns (outputs (T, B, H), final state, tensors saved for backward, states after each
     step, gates). `backward` gets those saved tensors and returns (∂pre, ∂W_hh, ∂b_hh, ∂state_0, the total
     state gradients for an observer).
@@ -56,10 +57,12 @@ class Kernel:
     #: b_hh can join b_ih in the input projection (not for GRU, whose n gate multiplies W_hn h + b_hn by r).
     fold_recurrent_bias = True
 
-    def forward(self, pre: Tensor, weight: Tensor, bias: Tensor | None, state: tuple[Tensor, ...], keep: Any):
+    def forward(
+        self, pre: Tensor, weight: Tensor, bias: Tensor | None, state: tuple[Tensor, ...], masks: Any
+    ):
         raise NotImplementedError
 
-    def backward(self, saved: Any, weight: Tensor, d_out: Tensor | None, dstate: list[Tensor], keep: Any):
+    def backward(self, saved: Any, weight: Tensor, d_out: Tensor | None, dstate: list[Tensor], masks: Any):
         raise NotImplementedError
 
 
@@ -92,7 +95,7 @@ class RNNKernel(Kernel):
     def __init__(self, nonlinearity: str) -> None:
         self.tanh = nonlinearity == "tanh"
 
-    def forward(self, pre, weight, bias, state, keep):
+    def forward(self, pre, weight, bias, state, masks):
         T = pre.shape[0]
         wt = weight.t()
         states = _state_buffer(state[0], T)
@@ -105,12 +108,12 @@ class RNNKernel(Kernel):
                 h_new.tanh_()
             else:
                 h_new.relu_()
-            h = _advance(keep, t, h_new, h, h_after)
-        if keep is None:
+            h = _masked_update(masks, t, h_new, h, h_after)
+        if masks is None:
             states[1:] = out  # one copy: the outputs are never saved, so they stay the caller's to modify
         return out, (h,), (states,), (states[1:],), {"h": states[1:]}
 
-    def backward(self, saved, weight, d_out, dstate, keep):
+    def backward(self, saved, weight, d_out, dstate, masks):
         (states,) = saved  # at valid steps the state is f(pre); elsewhere its derivative is masked out
         T = states.shape[0] - 1
         dpre = torch.empty_like(states[1:])
@@ -120,28 +123,28 @@ class RNNKernel(Kernel):
         for lo, hi in _chunks(T, dpre[0].numel()):
             h = states[lo + 1 : hi + 1]
             local = 1 - h * h if self.tanh else (h > 0).to(h.dtype)  # f'(pre)
-            if keep is not None:
-                local.masked_fill_(keep.padded_mask[lo:hi], 0.0)
+            if masks is not None:
+                local.masked_fill_(masks.padded_mask[lo:hi], 0.0)
             local_t = local.unbind(0)
             for t in range(hi - 1, lo - 1, -1):
                 seen.append(dh)
                 dp = torch.mul(dh, local_t[t - lo], out=dpre_t[t])
-                dh = torch.addmm(_carry(d_out_t[t - 1], dh, keep, t), dp, weight)
+                dh = torch.addmm(_carry(d_out_t[t - 1], dh, masks, t), dp, weight)
         d_weight = _flat(dpre).t() @ _flat(states[:-1])
-        return dpre, d_weight, dpre.sum((0, 1)), [dh], _observed([seen], keep)
+        return dpre, d_weight, dpre.sum((0, 1)), [dh], _observed([seen], masks)
 
 
 class LSTMKernel(Kernel):
     """torch's LSTM (gates i, f, g, o), the recurrent bias folded into pre."""
 
-    def forward(self, pre, weight, bias, state, keep):
+    def forward(self, pre, weight, bias, state, masks):
         T, B, G = pre.shape
         H = G // 4
         wt = weight.t()
         gates = pre  # activated in place
         tanh_c, out = pre.new_empty(T, B, H), pre.new_empty(T, B, H)
         h_states, c_states = _state_buffer(state[0], T), _state_buffer(state[1], T)
-        c_new = c_states[1:] if keep is None else pre.new_empty(T, B, H)
+        c_new = c_states[1:] if masks is None else pre.new_empty(T, B, H)
         steps, i_, f_ = gates.unbind(0), _steps(gates, 0, H), _steps(gates, H, 2 * H)
         if_, g_, o_ = _steps(gates, 0, 2 * H), _steps(gates, 2 * H, 3 * H), _steps(gates, 3 * H)
         c_new_t, tanh_c_t, out_t = c_new.unbind(0), tanh_c.unbind(0), out.unbind(0)
@@ -154,15 +157,15 @@ class LSTMKernel(Kernel):
             o_[t].sigmoid_()
             c_t = torch.mul(i_[t], g_[t], out=c_new_t[t]).addcmul_(f_[t], c)
             h_t = torch.mul(o_[t], torch.tanh(c_t, out=tanh_c_t[t]), out=out_t[t])
-            c = c_t if keep is None else torch.where(keep.mask[t], c_t, c, out=c_after[t])
-            h = _advance(keep, t, h_t, h, h_after)
-        if keep is None:
+            c = c_t if masks is None else torch.where(masks.mask[t], c_t, c, out=c_after[t])
+            h = _masked_update(masks, t, h_t, h, h_after)
+        if masks is None:
             h_states[1:] = out
         i, f, g, o = gates.chunk(4, 2)
         observed = {"i": i, "f": f, "g": g, "o": o, "tanh_c": tanh_c}
         return out, (h, c), (gates, tanh_c, c_states, h_states), (h_states[1:], c_states[1:]), observed
 
-    def backward(self, saved, weight, d_out, dstate, keep):
+    def backward(self, saved, weight, d_out, dstate, masks):
         gates, tanh_c, c_states, h_states = saved
         T, B, G = gates.shape
         dgates = torch.empty_like(gates)
@@ -178,8 +181,8 @@ class LSTMKernel(Kernel):
             )
             h_to_c = o * (1 - tc * tc)
             c_to_c = f
-            if keep is not None:
-                padded = keep.padded_mask[lo:hi]
+            if masks is not None:
+                padded = masks.padded_mask[lo:hi]
                 local.masked_fill_(padded, 0.0)
                 h_to_c.masked_fill_(padded, 0.0)
                 c_to_c = f.masked_fill(padded, 1.0)
@@ -191,9 +194,9 @@ class LSTMKernel(Kernel):
                 seen_c.append(dc)
                 dg = torch.mul(torch.cat((dc, dc, dc, dh), 1), local_t[k], out=dgates_t[t])
                 dc = dc * c_to_c_t[k]
-                dh = torch.addmm(_carry(d_out_t[t - 1], dh, keep, t), dg, weight)
+                dh = torch.addmm(_carry(d_out_t[t - 1], dh, masks, t), dg, weight)
         d_weight = _flat(dgates).t() @ _flat(h_states[:-1])
-        return dgates, d_weight, dgates.sum((0, 1)), [dh, dc], _observed([seen_h, seen_c], keep)
+        return dgates, d_weight, dgates.sum((0, 1)), [dh, dc], _observed([seen_h, seen_c], masks)
 
 
 class GRUKernel(Kernel):
@@ -201,7 +204,7 @@ class GRUKernel(Kernel):
 
     fold_recurrent_bias = False
 
-    def forward(self, pre, weight, bias, state, keep):
+    def forward(self, pre, weight, bias, state, masks):
         T, B, G = pre.shape
         H = G // 3
         wt = weight.t()
@@ -226,13 +229,13 @@ class GRUKernel(Kernel):
             rz_t[t].add_(hh_rz[t]).sigmoid_()
             n_new = n_t[t].addcmul_(r_t[t], hh_n[t]).tanh_()
             h_t = torch.addcmul(n_new, z_t[t], h - n_new, out=out_t[t])
-            h = _advance(keep, t, h_t, h, h_after)
-        if keep is None:
+            h = _masked_update(masks, t, h_t, h, h_after)
+        if masks is None:
             states[1:] = out
         r, z = rz.chunk(2, 2)
         return out, (h,), (pre, hh, states), (states[1:],), {"r": r, "z": z, "n": n}
 
-    def backward(self, saved, weight, d_out, dstate, keep):
+    def backward(self, saved, weight, d_out, dstate, masks):
         gates, hh, states = saved
         T, B, G = gates.shape
         H = G // 3
@@ -247,8 +250,8 @@ class GRUKernel(Kernel):
             to_n = (1 - z) * (1 - n * n)  # dn_pre = dh ⊙ to_n
             to_rz = torch.cat((to_n * hn * (r - r * r), (states[lo:hi] - n) * (z - z * z)), 2)  # (dr, dz)_pre
             direct = z  # dh_{t-1} gets dh_t ⊙ z_t without passing W_hh
-            if keep is not None:
-                padded = keep.padded_mask[lo:hi]
+            if masks is not None:
+                padded = masks.padded_mask[lo:hi]
                 to_n.masked_fill_(padded, 0.0)
                 to_rz.masked_fill_(padded, 0.0)
                 direct = z.masked_fill(padded, 1.0)
@@ -261,10 +264,10 @@ class GRUKernel(Kernel):
                 dh = torch.addmm(torch.addcmul(d_out_t[t - 1], dh, direct_t[k]), dhh_t[t], weight)
         d_weight = _flat(dhh).t() @ _flat(states[:-1])
         dpre = torch.cat((dhh[..., : 2 * H], dn), 2)
-        return dpre, d_weight, dhh.sum((0, 1)), [dh], _observed([seen], keep)
+        return dpre, d_weight, dhh.sum((0, 1)), [dh], _observed([seen], masks)
 
 
-class _Keep:
+class _Masks:
     """A mask in the forms the kernels use: bool (T, B, 1) true at valid / at padded steps, and 1.0 at padded
     steps. Padded steps are masked with fills, not products, so NaN or Inf in the padding cannot leak."""
 
@@ -274,13 +277,15 @@ class _Keep:
         self.padded = self.padded_mask.to(dtype)
 
 
-def _advance(keep: _Keep | None, t: int, h_new: Tensor, h: Tensor, h_after: tuple[Tensor, ...]) -> Tensor:
+def _masked_update(
+    masks: _Masks | None, t: int, h_new: Tensor, h: Tensor, h_after: tuple[Tensor, ...]
+) -> Tensor:
     """The state after step t: `h_new` inside the sequence, `h` kept in its padding (written to `h_after[t]`);
     `h_new`, the step's output, is zeroed in the padding."""
-    if keep is None:
+    if masks is None:
         return h_new
-    h = torch.where(keep.mask[t], h_new, h, out=h_after[t])
-    h_new.masked_fill_(keep.padded_mask[t], 0.0)
+    h = torch.where(masks.mask[t], h_new, h, out=h_after[t])
+    h_new.masked_fill_(masks.padded_mask[t], 0.0)
     return h
 
 
@@ -290,32 +295,19 @@ def _next_d_out(d_out: Tensor) -> list[Tensor]:
     return [*d_out.unbind(0), torch.zeros_like(d_out[0])]
 
 
-def _carry(d_out_prev: Tensor, dh: Tensor, keep: _Keep | None, t: int) -> Tensor:
+def _carry(d_out_prev: Tensor, dh: Tensor, masks: _Masks | None, t: int) -> Tensor:
     """What reaches h_{t-1} besides W_hh: ∂L/∂y_{t-1}, plus dh_t itself where step t is padding."""
-    return d_out_prev if keep is None else torch.addcmul(d_out_prev, dh, keep.padded[t])
+    return d_out_prev if masks is None else torch.addcmul(d_out_prev, dh, masks.padded[t])
 
 
 def _flat(x: Tensor) -> Tensor:
     return x.reshape(-1, x.shape[-1])
 
 
-def _observed(per_field: list[list[Tensor]], keep: _Keep | None) -> tuple[Tensor, ...]:
+def _observed(per_field: list[list[Tensor]], masks: _Masks | None) -> tuple[Tensor, ...]:
     """Stack the per-step gradients collected backwards in time, zeroed at masked steps."""
     stacked = [torch.stack(field[::-1]) for field in per_field]
-    return tuple(s if keep is None else s.masked_fill_(keep.padded_mask, 0.0) for s in stacked)
-
-
-def kernel_for(cell: Any) -> Kernel | None:
-    """The hand-written kernel for a cell of torch's three types, or None for any other cell."""
-    from rnnlab.cells import GRUCell, LSTMCell, RNNCell
-
-    if type(cell) is LSTMCell:
-        return LSTMKernel()
-    if type(cell) is GRUCell:
-        return GRUKernel()
-    if type(cell) is RNNCell:
-        return RNNKernel(cell.nonlinearity)
-    return None
+    return tuple(s if masks is None else s.masked_fill_(masks.padded_mask, 0.0) for s in stacked)
 
 
 class _Scan(torch.autograd.Function):
@@ -326,14 +318,14 @@ class _Scan(torch.autograd.Function):
         bias = b_ih if not fold else (b_hh if b_ih is None else b_ih + b_hh)
         x_flat = x.reshape(T * B, -1)
         pre = torch.addmm(bias, x_flat, w_ih.t()) if bias is not None else x_flat @ w_ih.t()
-        keep = _Keep(mask, x.dtype) if mask is not None else None
+        masks = _Masks(mask, x.dtype) if mask is not None else None
         recurrent_bias = None if fold else b_hh  # folded: already inside pre
         out, final, saved, states, gates = kernel.forward(
-            pre.view(T, B, -1), w_hh, recurrent_bias, tuple(state0), keep
+            pre.view(T, B, -1), w_hh, recurrent_bias, tuple(state0), masks
         )
         if observer is not None:
             observer.forward(states, gates, mask)
-        ctx.kernel, ctx.observer, ctx.keep, ctx.fold = kernel, observer, keep, fold
+        ctx.kernel, ctx.observer, ctx.masks, ctx.fold = kernel, observer, masks, fold
         ctx.save_for_backward(x, w_ih, w_hh, *saved)
         return (out, *(s.clone() for s in final))
 
@@ -341,15 +333,15 @@ class _Scan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_out, *d_final):
         x, w_ih, w_hh, *saved = ctx.saved_tensors
-        keep = ctx.keep
+        masks = ctx.masks
         like = saved[-1][0]  # every kernel saves its (T + 1, B, H) buffer of h states last
         dstate = [torch.zeros_like(like) if d is None else d for d in d_final]
         if d_out is None:
             d_out = like.new_zeros(len(saved[-1]) - 1, *like.shape)
         d_out = d_out.contiguous()  # e.g. out.sum() hands back an expanded tensor: slow to index per step
-        if keep is not None:
-            d_out = d_out.masked_fill(keep.padded_mask, 0.0)  # outputs past the end are constant zeros
-        dpre, d_w_hh, d_b_hh, dstate0, observed = ctx.kernel.backward(saved, w_hh, d_out, dstate, keep)
+        if masks is not None:
+            d_out = d_out.masked_fill(masks.padded_mask, 0.0)  # outputs past the end are constant zeros
+        dpre, d_w_hh, d_b_hh, dstate0, observed = ctx.kernel.backward(saved, w_hh, d_out, dstate, masks)
         if ctx.observer is not None:
             ctx.observer.backward(observed)
         need = ctx.needs_input_grad

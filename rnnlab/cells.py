@@ -6,12 +6,14 @@ time steps in one matmul when a layer asks) and advances the state by one step:
     px_t = project(params, x_t)                  # (B, I) -> (B, G*H), G gate blocks
     state_t, gates_t = step(params, px_t, state_{t-1})
 
-Used on its own, a cell is a module that owns its parameters under `torch.nn.LSTMCell`'s names and runs
-`forward(x_t, state) -> state`, so torch's cell weights load unchanged. Inside `rnnlab.Recurrent` the
-layer owns the parameters (under torch's names `weight_ih_l0`, ...) and keeps each cell as a bare
-description on the `meta` device, calling `step(params, ...)` with its own tensors. A new cell is a subclass
-with `gate_names`, `parameter_shapes` (when it differs from torch's four) and `step`; masking, direction,
-stacking and diagnostics come from the layer.
+Used on its own, a cell is a module that owns its parameters under `torch.nn.LSTMCell`'s names and is
+called as torch's cells are: `RNNCell`/`GRUCell` return `h` (a Tensor), `LSTMCell` returns `(h, c)`.
+Inside `rnnlab.Recurrent` the layer owns the parameters (under torch's names `weight_ih_l0`, ...) and keeps
+each cell as a *description* with no parameters of its own, calling `step(params, ...)` with the layer's
+tensors; the layer tells its descriptions where it lives, so `layer.cell.init_state(B)` is a real zero
+state on the layer's device and dtype. A new cell is a subclass with `gate_names`, `parameter_shapes`
+(when it differs from torch's four) and `step`; masking, direction, stacking and diagnostics come from the
+layer, and `CELLS` (below) is the registry that `cell_type`, the config and the tests read.
 
 `gates_t` maps a name to an activation of shape (B, H) so that diagnostics can measure saturation without
 recomputing anything: `sigmoid_gates` and `tanh_units` list which names are which.
@@ -71,8 +73,6 @@ class Cell(nn.Module):
     #: gates passed through a sigmoid and units passed through a tanh, for saturation diagnostics.
     sigmoid_gates: ClassVar[tuple[str, ...]] = ()
     tanh_units: ClassVar[tuple[str, ...]] = ()
-    #: name of torch's fused kernel with the same maths (`torch.lstm`, ...), or None.
-    fused_op: ClassVar[str | None] = None
 
     def __init__(
         self, input_size: int, hidden_size: int, bias: bool = True, *, device: Any = None, dtype: Any = None
@@ -86,9 +86,31 @@ class Cell(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias
+        #: (device, dtype) of the states this cell makes; a layer keeps its descriptions' up to date.
+        self.placement = (torch.device("cpu"), torch.get_default_dtype())
         for name, shape in self.parameter_shapes().items():
             self.register_parameter(name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
-        self.reset_parameters()
+        if device is not None and torch.device(device).type == "meta":
+            self.describe_only()
+        else:
+            self.reset_parameters()
+
+    def describe_only(self, device: Any = None, dtype: Any = None) -> Cell:
+        """Drop this cell's own parameters: it becomes the description of a layer's cell (see the module
+        docstring), whose states go to `device` and `dtype`."""
+        for name in list(self._parameters):
+            del self._parameters[name]
+        self.place(device or "cpu", dtype or torch.get_default_dtype())
+        return self
+
+    @property
+    def is_description(self) -> bool:
+        """True for a layer's cell, which holds no parameters of its own."""
+        return not self._parameters
+
+    def place(self, device: Any, dtype: torch.dtype) -> None:
+        """Where the states of a description go (the layer calls this whenever it moves)."""
+        self.placement = (torch.device(device), dtype)
 
     @property
     def gate_count(self) -> int:
@@ -119,10 +141,13 @@ class Cell(nn.Module):
         raise NotImplementedError
 
     def init_state(self, batch: int, *, dtype: Any = None, device: Any = None) -> Any:
-        """The zero state for `batch` sequences (by default on this cell's own device and dtype)."""
-        own = self.weight_ih
-        dtype = own.dtype if dtype is None else dtype
-        device = own.device if device is None else device
+        """The zero state for `batch` sequences, on this cell's device and dtype unless given."""
+        if self._parameters:
+            own = next(iter(self._parameters.values()))
+            assert own is not None
+            self.placement = (own.device, own.dtype)
+        device = self.placement[0] if device is None else device
+        dtype = self.placement[1] if dtype is None else dtype
         zeros = torch.zeros(batch, self.hidden_size, dtype=dtype, device=device)
         return self.state_type(*([zeros] * len(self.state_type._fields)))
 
@@ -130,16 +155,41 @@ class Cell(nn.Module):
         return dict(self.named_parameters(recurse=False))
 
     def forward(self, x: Tensor, state: Any = None) -> Any:
-        """One step with this cell's own parameters: x (B, I) -> new state."""
+        """One step with this cell's own parameters, called as torch's cells are.
+
+        Shape:
+            x (B, I) or (I,) unbatched; state None (zeros), `h` (B, H) or, for LSTMs, `(h, c)`.
+            Returns `h` (B, H) for cells whose state is h alone, `LSTMState(h, c)` (a tuple) for LSTMs.
+        """
+        if self.is_description:
+            raise RuntimeError(
+                f"this {type(self).__name__} describes the cells of a layer, whose parameters live on the "
+                "layer: call the layer, or build a cell of its own"
+            )
+        unbatched = x.dim() == 1
+        if unbatched:
+            x = x.unsqueeze(0)
         if x.dim() != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"expected input of shape (batch, {self.input_size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected input of shape (batch, {self.input_size}) or ({self.input_size},), "
+                f"got {tuple(x.shape)}"
+            )
         if state is None:
-            state = self.init_state(x.shape[0])
-        elif isinstance(state, Tensor):
-            state = (state,)
+            state = self.init_state(x.shape[0], dtype=x.dtype, device=x.device)
+        else:
+            state = (state,) if isinstance(state, Tensor) else tuple(state)
+            if len(state) != len(self.state_type._fields):
+                raise ValueError(
+                    f"state must hold {len(self.state_type._fields)} tensor(s) {self.state_type._fields}, "
+                    f"got {len(state)}"
+                )
+            if unbatched:
+                state = tuple(s.unsqueeze(0) for s in state)
         params = self.own_parameters()
-        new_state, _ = self.step(params, self.project(params, x), tuple(state))
-        return new_state
+        new_state, _ = self.step(params, self.project(params, x), state)
+        if unbatched:
+            new_state = self.state_type(*(s.squeeze(0) for s in new_state))
+        return new_state[0] if len(new_state) == 1 else new_state
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
@@ -162,10 +212,6 @@ class RNNCell(Cell):
     def tanh_units(self) -> tuple[str, ...]:  # type: ignore[override]
         return ("h",) if self.nonlinearity == "tanh" else ()
 
-    @property
-    def fused_op(self) -> str:  # type: ignore[override]
-        return f"rnn_{self.nonlinearity}"
-
     def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
         pre = px + F.linear(state[0], params["weight_hh"], params.get("bias_hh"))
         h = torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre)
@@ -184,7 +230,6 @@ class LSTMCell(Cell):
     keep_gate = "f"
     sigmoid_gates = ("i", "f", "o")
     tanh_units = ("g", "tanh_c")
-    fused_op = "lstm"
 
     def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
         h, c = state
@@ -212,7 +257,6 @@ class GRUCell(Cell):
     keep_gate = "z"
     sigmoid_gates = ("r", "z")
     tanh_units = ("n",)
-    fused_op = "gru"
 
     def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
         hh = F.linear(state[0], params["weight_hh"], params.get("bias_hh"))

@@ -198,13 +198,10 @@ def _set_keep_bias(cell: Any, params: Mapping[str, Tensor], forget_bias: float |
 
 
 def _groups(target: Any) -> Iterable[tuple[Any, dict[str, Tensor]]]:
-    if hasattr(target, "cells") and hasattr(target, "cell_parameters"):
-        for layer in range(target.num_layers):
-            for direction in range(target.num_directions):
-                yield (
-                    target.cells[layer * target.num_directions + direction],
-                    target.cell_parameters(layer, direction),
-                )
+    """(cell, parameters) of every layer and direction of a `Recurrent`, or of a cell of its own."""
+    if hasattr(target, "units"):
+        for unit in target.units():
+            yield unit.cell, unit.params
     else:
         yield target, target.own_parameters()
 

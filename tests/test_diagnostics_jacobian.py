@@ -44,7 +44,7 @@ def test_step_jacobians_equal_autograd(cell):
     torch.manual_seed(0)
     layer = rnnlab.Recurrent(rnnlab.cell_type(cell), 3, 4, dtype=torch.float64)
     call = trajectory.select(layer, (torch.randn(5, 2, 3, dtype=torch.float64),), {}, None)
-    traj = trajectory.replay(layer, call)[(0, 0)]
+    traj = trajectory.replay(layer, call)["l0"]
     f = traj.step_function()
     jac = jacobian.step_jacobians(f, traj.states[:-1], traj.px)
     for j in range(5):
@@ -95,12 +95,12 @@ def test_replay_matches_the_layer_for_every_layer_and_direction():
     for sample in (0, 1, 2):
         call = trajectory.select(layer, (x,), {"lengths": lengths}, sample)
         replayed = trajectory.replay(layer, call)
-        for (index, direction), traj in replayed.items():
-            k = index * 2 + direction
+        assert list(replayed) == ["l0", "l0_reverse", "l1", "l1_reverse"]
+        for k, traj in enumerate(replayed.values()):
             assert traj.states.shape == (int(lengths[sample]) + 1, 10)
             torch.testing.assert_close(traj.states[-1, :5], h_n[k, sample])
             torch.testing.assert_close(traj.states[-1, 5:], c_n[k, sample])
-        top = replayed[(1, 0)].states[1:, :5]
+        top = replayed["l1"].states[1:, :5]
         torch.testing.assert_close(top, out[: int(lengths[sample]), sample, :5])
 
 
@@ -109,7 +109,7 @@ def test_batch_first_input_and_initial_state_are_honoured():
     layer = rnnlab.GRU(2, 3, batch_first=True, dtype=torch.float64)
     x, h0 = torch.randn(2, 6, 2, dtype=torch.float64), torch.randn(1, 2, 3, dtype=torch.float64)
     _, h_n = layer(x, h0)
-    traj = trajectory.replay(layer, trajectory.select(layer, (x, h0), {}, 1))[(0, 0)]
+    traj = trajectory.replay(layer, trajectory.select(layer, (x, h0), {}, 1))["l0"]
     torch.testing.assert_close(traj.states[0], h0[0, 1])
     torch.testing.assert_close(traj.states[-1], h_n[0, 1])
 

@@ -16,23 +16,23 @@ def reference_state_grads(layer, x, weights):
     """∂L/∂state_t of every layer and direction by hand-stepping the cells under autograd (no masks)."""
     T = x.shape[0]
     grads, inp = {}, x
-    for index in range(layer.num_layers):
-        outputs = []
-        for direction in range(layer.num_directions):
-            cell = layer.cells[index * layer.num_directions + direction]
-            params = layer.cell_parameters(index, direction)
-            xin = inp if direction == 0 else inp.flip(0)
-            state = cell.init_state(x.shape[1], dtype=x.dtype, device=x.device)
-            steps = []
-            for t in range(T):
-                state, _ = cell.step(params, cell.project(params, xin[t]), tuple(state))
-                for s in state:
-                    s.retain_grad()
-                steps.append(state)
-            grads[(index, direction)] = steps
-            h = torch.stack([s[0] for s in steps])
-            outputs.append(h if direction == 0 else h.flip(0))
-        inp = torch.cat(outputs, -1)
+    outputs = []
+    for unit in layer.units():
+        if unit.direction == 0 and unit.layer > 0:
+            inp, outputs = torch.cat(outputs, -1), []
+        cell, params = unit.cell, unit.params
+        xin = inp if unit.direction == 0 else inp.flip(0)
+        state = cell.init_state(x.shape[1])
+        steps = []
+        for t in range(T):
+            state, _ = cell.step(params, cell.project(params, xin[t]), tuple(state))
+            for s in state:
+                s.retain_grad()
+            steps.append(state)
+        grads[(unit.layer, unit.direction)] = steps
+        h = torch.stack([s[0] for s in steps])
+        outputs.append(h if unit.direction == 0 else h.flip(0))
+    inp = torch.cat(outputs, -1)
     (inp * weights).sum().backward()
     return {
         k: [torch.stack([s[i].grad.norm() for s in v]) for i in range(len(v[0]))] for k, v in grads.items()
@@ -99,7 +99,7 @@ def test_observing_changes_nothing(cell):
 
 def test_probe_restores_the_layer_and_reads_the_pre_clip_norm():
     torch.manual_seed(0)
-    model = rnnlab.SequenceModel(2, 6, 1, cell="gru")
+    model = rnnlab.SequenceModel(2, 6, 1, cell="lstm")  # auto runs torch's fused LSTM on CPU
     assert model.encoder.uses_fused()
     with rnnlab.watch(model) as probe:
         assert not model.encoder.uses_fused()  # observed steps need the unrolled path

@@ -12,10 +12,8 @@ from rnnlab.init import blocks, spectral_radius
 
 
 def each_block(layer, name):
-    for k in range(layer.num_layers):
-        for d in range(layer.num_directions):
-            cell = layer.cells[k * layer.num_directions + d]
-            yield from blocks(layer.cell_parameters(k, d)[name], cell.gate_count)
+    for unit in layer.units():
+        yield from blocks(unit.params[name], unit.cell.gate_count)
 
 
 def test_default_is_torchs_uniform():
@@ -165,3 +163,42 @@ def test_callable_initialiser_acts_per_block():
     seen = []
     rnnlab.GRU(3, 4, init={"recurrent": lambda block: seen.append(tuple(block.shape))})
     assert seen == [(4, 4)] * 3
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"init": "orthogonal", "forget_bias": 1.0},
+        {"init": {"input": "xavier_uniform", "recurrent": "identity"}, "spectral_radius": 0.9},
+        {"chrono": 50.0},
+    ],
+)
+def test_reset_parameters_applies_the_initialisers_given_at_construction(options):
+    torch.manual_seed(0)
+    layer = rnnlab.LSTM(3, 8, num_layers=2, **options)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.fill_(7.0)  # anything but an initialisation
+    torch.manual_seed(0)
+    layer.reset_parameters()
+    torch.manual_seed(0)
+    fresh = rnnlab.LSTM(3, 8, num_layers=2, **options)
+    for (name, p), q in zip(layer.named_parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(p, q), name
+    if "forget_bias" in options:
+        assert torch.equal(layer.bias_ih_l0[8:16], torch.ones(8))
+    if options.get("init") == "orthogonal":
+        w = blocks(layer.weight_hh_l1, 4)[2]
+        torch.testing.assert_close(w.T @ w, torch.eye(8), rtol=0, atol=1e-5)
+
+
+def test_the_layer_shows_its_arguments():
+    assert repr(rnnlab.LSTM(3, 5)) == "LSTM(3, 5)"
+    shown = repr(rnnlab.LSTM(3, 5, num_layers=2, batch_first=True, dropout=0.1, init="orthogonal"))
+    assert shown == "LSTM(3, 5, num_layers=2, batch_first=True, dropout=0.1, init='orthogonal')"
+    assert repr(rnnlab.IndRNN(2, 4, recurrent_max=2.0)) == "IndRNN(2, 4, recurrent_max=2.0)"
+    assert (
+        repr(rnnlab.Recurrent(rnnlab.GRUCell, 2, 4, forget_bias=1.0))
+        == "Recurrent(GRUCell, 2, 4, forget_bias=1.0)"
+    )
+    assert "nonlinearity='relu'" in repr(rnnlab.RNN(2, 4, nonlinearity="relu"))

@@ -123,17 +123,7 @@ def test_rnn_positional_nonlinearity_matches_torch():
     torch.testing.assert_close(ours(x)[0], theirs(x)[0])
 
 
-@pytest.mark.parametrize(
-    "cell",
-    [
-        rnnlab.LSTMCell,
-        rnnlab.GRUCell,
-        rnnlab.RNNCell,
-        rnnlab.LayerNormLSTMCell,
-        rnnlab.LayerNormGRUCell,
-        rnnlab.IndRNNCell,
-    ],
-)
+@pytest.mark.parametrize("cell", list(rnnlab.cells.CELLS.values()), ids=list(rnnlab.cells.CELLS))
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_layer_equals_hand_stepped_cell(cell, bidirectional):
     torch.manual_seed(1)
@@ -154,7 +144,8 @@ def test_layer_equals_hand_stepped_cell(cell, bidirectional):
             steps = range(6) if d == 0 else range(5, -1, -1)
             hs = {}
             for t in steps:
-                state = single(layer_input[t], state)
+                new = single(layer_input[t], state)
+                state = new if isinstance(new, tuple) else (new,)  # torch's cells: h, or (h, c)
                 hs[t] = state[0]
             outputs.append(torch.stack([hs[t] for t in range(6)]))
             for field, value in zip(final, state, strict=True):
@@ -170,7 +161,7 @@ def test_hand_written_backward_equals_per_step_autograd(kind):
     ours.execution = "unrolled"
     reference = rnnlab.Recurrent(ours.cell.__class__, 5, 6, num_layers=2, bidirectional=True).double()
     reference.load_state_dict(ours.state_dict())
-    reference.kernels = [None] * len(reference.kernels)  # force the per-step autograd scan
+    reference.execution = "reference"  # the per-step autograd scan
     x = torch.randn(8, 3, 5, dtype=torch.float64)
     lengths = torch.tensor([8, 3, 5])
     results = []
@@ -256,8 +247,12 @@ def test_bad_input_names_the_problem(make, message, execution):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"lengths": torch.tensor([5, 0])}, r"lengths must lie in \[1, 5\]"),
-        ({"lengths": torch.tensor([6, 2])}, r"lengths must lie in \[1, 5\]"),
+        ({"lengths": torch.tensor([5, -1])}, r"lengths must lie in \[0, 5\]"),
+        ({"lengths": torch.tensor([6, 2])}, r"lengths must lie in \[0, 5\]"),
+        (
+            {"lengths": torch.tensor([5, 2], device="meta")},
+            "lengths is on meta; put it on the input's device",
+        ),
         ({"lengths": torch.tensor([5, 2, 1])}, r"lengths must have shape \(2,\)"),
         ({"lengths": torch.tensor([5.0, 2.0])}, "integer tensor"),
         ({"hx": (torch.zeros(1, 2, 4),)}, r"must hold 2 tensor\(s\)"),
@@ -309,13 +304,15 @@ def test_observer_sees_the_same_on_both_unrolled_paths(kind):
     ours, _ = pair(kind, num_layers=2, bidirectional=True)
     reference = rnnlab.Recurrent(ours.cell.__class__, 5, 6, num_layers=2, bidirectional=True).double()
     reference.load_state_dict(ours.state_dict())
-    reference.kernels = [None] * len(reference.kernels)
+    reference.execution = "reference"
     x = torch.randn(7, 3, 5, dtype=torch.float64)
     lengths = torch.tensor([7, 2, 5])
     seen = []
     for layer in (ours, reference):
         recorders = {}
-        layer.observer_factory = lambda k, d, recorders=recorders: recorders.setdefault((k, d), Recorder())
+        layer.observer_factory = lambda unit, recorders=recorders: recorders.setdefault(
+            unit.suffix, Recorder()
+        )
         out, _ = layer(x, lengths=lengths)  # the final state is unused: c_T gets no gradient
         out[-2:].pow(2).sum().backward()
         seen.append(recorders)
@@ -336,7 +333,7 @@ def test_observed_gradient_is_autograds_total_gradient():
     torch.manual_seed(0)
     layer = rnnlab.RNN(3, 4, dtype=torch.float64)
     rec = Recorder()
-    layer.observer_factory = lambda k, d: rec
+    layer.observer_factory = lambda unit: rec
     x = torch.randn(6, 2, 3, dtype=torch.float64)
     out, _ = layer(x)
     loss = out[-1].sum() + out[2].pow(2).sum()
@@ -346,7 +343,7 @@ def test_observed_gradient_is_autograds_total_gradient():
     cell.load_state_dict(layer.cell_parameters(0))
     h, hs = cell.init_state(2).h, []
     for t in range(6):
-        h = cell(x[t], h).h
+        h = cell(x[t], h)
         h.retain_grad()
         hs.append(h)
     (hs[-1].sum() + hs[2].pow(2).sum()).backward()

@@ -35,10 +35,9 @@ from torch import Tensor, nn
 from torch.func import vjp, vmap
 
 from rnnlab.diagnostics import trajectory
-from rnnlab.diagnostics.spectra import layer_name
 from rnnlab.layers import Recurrent
 
-#: the memory horizon ends where ‖∂s_L/∂s_{L-k}‖₂ falls below this (the issue's default).
+#: the memory horizon ends where ‖∂s_L/∂s_{L-k}‖₂ falls below this.
 HORIZON_THRESHOLD = 1e-3
 #: state sizes n up to this use the exact method.
 EXACT_MAX_STATE = 128
@@ -169,8 +168,8 @@ def analyse(
         exact = method == "exact" or (method == "auto" and n <= EXACT_MAX_STATE)
         dtype = torch.float64 if exact else torch.float32
     out = {}
-    for (index, direction), traj in trajectory.replay(layer, call, dtype).items():
-        out[layer_name(index, direction)] = products(
+    for suffix, traj in trajectory.replay(layer, call, dtype).items():
+        out[suffix] = products(
             traj, threshold=threshold, method=method, iterations=iterations, sample=call.sample
         )
     return out

@@ -30,7 +30,7 @@ from rnnlab.diagnostics import jacobian as jac
 from rnnlab.diagnostics import saturation, spectra, trajectory
 from rnnlab.diagnostics.report import LayerReport, Report, first_over, max_radius, to_python
 from rnnlab.diagnostics.verdict import Evidence, diagnose
-from rnnlab.layers import Recurrent
+from rnnlab.layers import Recurrent, Unit
 
 
 class _Recorder:
@@ -137,10 +137,10 @@ class Probe:
         return self
 
     def _factory(self, name: str, layer: Recurrent, previous: Any) -> Any:
-        def make(index: int, direction: int) -> Any:
-            recorder = _Recorder(layer.cells[index * layer.num_directions + direction])
-            self.records.setdefault(_key(name, index, direction), []).append(recorder)
-            other = previous(index, direction) if previous is not None else None
+        def make(unit: Unit) -> Any:
+            recorder = _Recorder(unit.cell)
+            self.records.setdefault(_key(name, unit.suffix), []).append(recorder)
+            other = previous(unit) if previous is not None else None
             return recorder if other is None else _Tee(recorder, other)
 
         return make
@@ -177,14 +177,11 @@ class Probe:
         for name, layer in self.layers.items():
             spec = spectra.recurrent_spectra(layer)
             jacobians = self._jacobians(name, layer)
-            for index in range(layer.num_layers):
-                for direction in range(layer.num_directions):
-                    key = _key(name, index, direction)
-                    suffix = spectra.layer_name(index, direction)
-                    cell = layer.cells[index * layer.num_directions + direction]
-                    layers[key] = self._layer_report(
-                        key, cell, spec[suffix], jacobians.get(suffix), grad_norm
-                    )
+            for unit in layer.units():
+                key = _key(name, unit.suffix)
+                layers[key] = self._layer_report(
+                    key, unit.cell, spec[unit.suffix], jacobians.get(unit.suffix), grad_norm
+                )
         return Report(layers, grad_norm, norms, bad, list(self.notes))
 
     def _jacobians(self, name: str, layer: Recurrent) -> dict[str, jac.JacobianResult]:
@@ -249,8 +246,8 @@ class Probe:
 watch = Probe
 
 
-def _key(module: str, index: int, direction: int) -> str:
-    suffix = spectra.layer_name(index, direction)
+def _key(module: str, suffix: str) -> str:
+    """A report's name for one layer and direction: "encoder.l0_reverse" ("l0_reverse" for the model)."""
     return f"{module}.{suffix}" if module else suffix
 
 

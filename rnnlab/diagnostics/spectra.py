@@ -124,19 +124,11 @@ def recurrent_spectra(layer: Recurrent, exact_max: int = EXACT_MAX) -> dict[str,
     With several recurrent weights in a cell, the gate names are prefixed by the weight's name.
     """
     out: dict[str, dict[str, dict]] = {}
-    for layer_index in range(layer.num_layers):
-        for direction in range(layer.num_directions):
-            cell = layer.cells[layer_index * layer.num_directions + direction]
-            params = layer.cell_parameters(layer_index, direction)
-            spectra: dict[str, dict] = {}
-            for name in cell.recurrent_weights:
-                gates = block_spectra(params[name], cell.gate_names, exact_max)
-                prefix = "" if len(cell.recurrent_weights) == 1 else f"{name}."
-                spectra |= {prefix + g: v for g, v in gates.items()}
-            out[layer_name(layer_index, direction)] = spectra
+    for unit in layer.units():
+        spectra: dict[str, dict] = {}
+        for name in unit.cell.recurrent_weights:
+            gates = block_spectra(unit.params[name], unit.cell.gate_names, exact_max)
+            prefix = "" if len(unit.cell.recurrent_weights) == 1 else f"{name}."
+            spectra |= {prefix + g: v for g, v in gates.items()}
+        out[unit.suffix] = spectra
     return out
-
-
-def layer_name(layer: int, direction: int) -> str:
-    """Torch's parameter suffix of one layer and direction: "l0", "l0_reverse", ..."""
-    return f"l{layer}" + ("_reverse" if direction else "")

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnlab.cells import Cell
 from rnnlab.layers import Recurrent
@@ -56,31 +55,14 @@ class Trajectory:
 
 def select(layer: Recurrent, args: tuple[Any, ...], kwargs: dict[str, Any], sample: int | None) -> LayerCall:
     """The sequence `sample` (default: the longest) of a call `layer(*args, **kwargs)`, detached."""
-    input = args[0] if args else kwargs["input"]
-    hx = args[1] if len(args) > 1 else kwargs.get("hx")
-    lengths = args[2] if len(args) > 2 else kwargs.get("lengths")
-    unbatched = False
-    if isinstance(input, PackedSequence):
-        x, lengths = pad_packed_sequence(input)
-    elif input.dim() == 2:
-        x, unbatched = input.unsqueeze(1), True
-    else:
-        x = input.transpose(0, 1) if layer.batch_first else input
+    x, state, lengths, _, _ = layer.inputs(*args, **kwargs)  # (T, B, I), each state (L*D, B, H)
     T, B = x.shape[:2]
-    if lengths is not None:
-        lengths = torch.as_tensor(lengths).reshape(-1)
     if sample is None:
         sample = 0 if lengths is None else int(torch.argmax(lengths.cpu()))
     if not 0 <= sample < B:
         raise ValueError(f"sample must index one of the {B} sequences, got {sample}")
     steps = T if lengths is None else int(lengths[sample])
-    fields = len(layer.state_fields)
-    if hx is None:
-        zeros = x.new_zeros(layer.num_layers * layer.num_directions, layer.hidden_size)
-        state0 = tuple(zeros for _ in range(fields))
-    else:
-        hx = (hx,) if isinstance(hx, Tensor) else tuple(hx)
-        state0 = tuple((h if unbatched and h.dim() == 2 else h[:, sample]).detach() for h in hx)
+    state0 = tuple(s[:, sample].detach() for s in state)
     return LayerCall(x[:steps, sample].detach().clone(), state0, sample)
 
 
@@ -94,27 +76,24 @@ def capture(layer: Recurrent, sink: Callable[[Recurrent, tuple, dict], None]) ->
 
 
 @torch.no_grad()
-def replay(
-    layer: Recurrent, call: LayerCall, dtype: torch.dtype = torch.float64
-) -> dict[tuple[int, int], Trajectory]:
-    """Every (layer, direction)'s trajectory along the sequence of `call`, computed in `dtype`."""
+def replay(layer: Recurrent, call: LayerCall, dtype: torch.dtype = torch.float64) -> dict[str, Trajectory]:
+    """Every layer and direction's trajectory along the sequence of `call`, computed in `dtype`, keyed by
+    torch's suffix ("l0", "l0_reverse", ...)."""
     x = call.x.to(dtype)
-    out: dict[tuple[int, int], Trajectory] = {}
-    for index in range(layer.num_layers):
-        outputs = []
-        for direction in range(layer.num_directions):
-            k = index * layer.num_directions + direction
-            cell = layer.cells[k]
-            params = {n: p.detach().to(dtype) for n, p in layer.cell_parameters(index, direction).items()}
-            px = cell.project(params, x if direction == 0 else x.flip(0))  # (L, G·H)
-            state = tuple(s[k : k + 1].to(dtype) for s in call.state0)  # each (1, H)
-            states = [torch.cat(state, -1)]
-            for t in range(px.shape[0]):
-                state, _ = cell.step(params, px[t : t + 1], state)
-                states.append(torch.cat(tuple(state), -1))
-            flat = torch.cat(states)  # (L + 1, n)
-            out[(index, direction)] = Trajectory(cell, params, px, flat)
-            h = flat[1:, : layer.hidden_size]  # (L, H), processing order
-            outputs.append(h if direction == 0 else h.flip(0))
-        x = torch.cat(outputs, -1)
+    out: dict[str, Trajectory] = {}
+    outputs: list[Tensor] = []
+    for k, unit in enumerate(layer.units()):
+        if unit.direction == 0 and unit.layer > 0:
+            x, outputs = torch.cat(outputs, -1), []
+        params = {n: p.detach().to(dtype) for n, p in unit.params.items()}
+        px = unit.cell.project(params, x if unit.direction == 0 else x.flip(0))  # (L, G·H)
+        state = tuple(s[k : k + 1].to(dtype) for s in call.state0)  # each (1, H)
+        states = [torch.cat(state, -1)]
+        for t in range(px.shape[0]):
+            state, _ = unit.cell.step(params, px[t : t + 1], state)
+            states.append(torch.cat(tuple(state), -1))
+        flat = torch.cat(states)  # (L + 1, n)
+        out[unit.suffix] = Trajectory(unit.cell, params, px, flat)
+        h = flat[1:, : layer.hidden_size]  # (L, H), processing order
+        outputs.append(h if unit.direction == 0 else h.flip(0))
     return out
