@@ -1,4 +1,8 @@
-"""rnnlab: recurrent networks that train on long sequences, with the gradient through time made visible."""
+"""rnnlab: recurrent networks that train on long sequences, with the gradient through time made visible.
+
+`import rnnlab` loads torch and rnnlab only: matplotlib, TensorBoard and rich load when a figure, a
+TensorBoard log or a progress bar is first made.
+"""
 
 import rnnlab.tasks as tasks
 from rnnlab import init
@@ -15,12 +19,20 @@ from rnnlab.cells import (
     cell_type,
 )
 from rnnlab.diagnostics import jacobian_products, time_profile, watch
+from rnnlab.errors import ConfigError, UserError
 from rnnlab.layers import GRU, LSTM, RNN, IndRNN, LayerNormGRU, LayerNormLSTM, Recurrent
 from rnnlab.models import SequenceModel
+from rnnlab.numerics import flush_denormals
+from rnnlab.tasks import TaskConfig
 from rnnlab.training import (
     BPTTConfig,
+    CheckpointConfig,
     ClipConfig,
+    DiagnosticsConfig,
+    EvalConfig,
+    GuardConfig,
     History,
+    ModelConfig,
     OptimConfig,
     ScheduleConfig,
     TrainConfig,
@@ -31,35 +43,50 @@ from rnnlab.training import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "evaluate",
+    # layers and cells
     "GRU",
     "LSTM",
     "RNN",
+    "IndRNN",
+    "LayerNormGRU",
+    "LayerNormLSTM",
+    "Recurrent",
     "Cell",
     "GRUCell",
     "HiddenState",
-    "IndRNN",
     "IndRNNCell",
     "LSTMCell",
     "LSTMState",
-    "LayerNormGRU",
     "LayerNormGRUCell",
-    "LayerNormLSTM",
     "LayerNormLSTMCell",
     "RNNCell",
-    "Recurrent",
-    "SequenceModel",
-    "BPTTConfig",
-    "ClipConfig",
-    "History",
-    "OptimConfig",
-    "ScheduleConfig",
-    "TrainConfig",
-    "train",
-    "tasks",
     "cell_type",
     "init",
+    # models and training
+    "SequenceModel",
+    "History",
+    "evaluate",
+    "train",
+    "tasks",
+    # config
+    "TrainConfig",
+    "TaskConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "ScheduleConfig",
+    "BPTTConfig",
+    "ClipConfig",
+    "GuardConfig",
+    "EvalConfig",
+    "CheckpointConfig",
+    "DiagnosticsConfig",
+    # errors
+    "UserError",
+    "ConfigError",
+    # diagnostics
     "jacobian_products",
     "time_profile",
     "watch",
+    # numerics
+    "flush_denormals",
 ]

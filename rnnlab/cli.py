@@ -4,9 +4,12 @@
     rnnlab train --resume runs/sine --steps 1000          # continue that run to step 1000
     rnnlab train --config sweep.toml --quiet              # settings from a TOML file, no progress bar
 
-Bad input (a config value, a checkpoint, a run folder, NaN in the data) is reported in one line without a
-traceback, exit status 2; a run that diverges beyond repair exits with 1. RNNLAB_TRACEBACK=1 shows the
-traceback too.
+Whose fault an error is decides how it is shown (`rnnlab.errors`):
+- the user's (a `UserError`: a config value, a checkpoint, a run folder, NaN in the data; or an `OSError` on
+  the user's files: not found, a folder, no permission, ...): one line without a traceback, exit status 2;
+  a run that diverges beyond repair (`DivergedError`) exits with 1;
+- anything else is a bug in rnnlab: its traceback, then a line saying so, exit status 1.
+RNNLAB_TRACEBACK=1 shows the traceback of the user's errors too.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tomllib
+import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+from rnnlab.errors import ConfigError, DivergedError, UserError
+from rnnlab.text import format_number as _fmt
 from rnnlab.training import config as cfg
-from rnnlab.training.progress import format_value as _fmt
 
 Handler = Callable[[argparse.Namespace, list[str]], int]
 
@@ -35,13 +42,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rnnlab {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:
-        from rnnlab.training.guard import DivergedError
-
-        if os.environ.get("RNNLAB_TRACEBACK") or not isinstance(e, ValueError | OSError | DivergedError):
-            raise
+    except (UserError, OSError) as e:
+        if os.environ.get("RNNLAB_TRACEBACK"):
+            traceback.print_exc()
         print(f"rnnlab {args.command}: error: {e}", file=sys.stderr)
         return 1 if isinstance(e, DivergedError) else 2
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"rnnlab {args.command}: this is a bug in rnnlab, not in your input; "
+            "please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +115,7 @@ def config_overrides(args: argparse.Namespace, extra: list[str]) -> dict[str, An
     for item in extra:
         key, _, value = item.lstrip("-").partition("=")
         if not item.startswith("--") or not key:
-            raise cfg.ConfigError(f"unexpected argument {item!r}")
+            raise ConfigError(f"unexpected argument {item!r}")
         overrides[key] = value
     return overrides
 
@@ -115,10 +128,12 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
     overrides = config_overrides(args, extra)
     if args.resume:
         if args.config or "out" in overrides:
-            raise cfg.ConfigError(
+            raise ConfigError(
                 "--resume DIR continues the run in DIR with its config.toml; drop --config/--out"
             )
-        base = cfg.load(resume_folder(args.resume) / "config.toml")
+        folder = resume_folder(args.resume)
+        base = cfg.load(folder / "config.toml")
+        check_rebuildable(folder, base)
     else:
         base = cfg.load(args.config) if args.config else cfg.TrainConfig()
     config = cfg.override(base, overrides, source="command line")
@@ -137,7 +152,25 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-#: the subcommands, in the order `rnnlab --help` lists them; later: diagnose, report, ...
+def check_rebuildable(folder: Path, config: cfg.TrainConfig) -> None:
+    """A run whose task or model was built in Python cannot be rebuilt from its config.toml: a ConfigError
+    that says how to resume it instead."""
+    from rnnlab.tasks import TASKS
+
+    how = f"resume it in Python with rnnlab.train(model, task, resume={str(folder)!r})"
+    if config.task.name not in TASKS:
+        raise ConfigError(
+            f"--resume {folder}: its task {config.task.name!r} was built in Python, and the command line "
+            f"builds only the tasks {', '.join(TASKS)}; {how}"
+        )
+    if "model" not in tomllib.loads((folder / "config.toml").read_text()):
+        raise ConfigError(
+            f"--resume {folder}: its model was built in Python and config.toml has no [model] that "
+            f"describes it (see the comment at its top); {how}"
+        )
+
+
+#: the subcommands, in the order `rnnlab --help` lists them.
 COMMANDS: list[Callable[[Any], None]] = [add_train]
 
 

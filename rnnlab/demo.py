@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         diagnose(args.seq_len)
         black_box(args.seq_len)
         train(args.steps, out)
-    except (ValueError, OSError) as error:  # bad arguments, an existing run folder: one line, no traceback
+    except (rnnlab.UserError, OSError) as error:  # an existing run folder, ...: one line, no traceback
         sys.exit(f"rnnlab demo: {error}")
 
 

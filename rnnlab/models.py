@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells import Cell, cell_type
+from rnnlab.cells import CELLS, Cell, cell_type
 from rnnlab.layers import Recurrent
+
+#: the cell options that `[model]` (`rnnlab.training.ModelConfig`) has fields for.
+RECORDED_CELL_OPTIONS = ("nonlinearity", "recurrent_max")
+
+
+def cell_options(cell: type[Cell]) -> tuple[str, ...]:
+    """The options a cell class takes beyond (input_size, hidden_size, bias), read from its signature:
+    ("nonlinearity",) for RNNCell, ("nonlinearity", "recurrent_max") for IndRNNCell, () for LSTMCell."""
+    skip = {"self", "input_size", "hidden_size", "bias", "device", "dtype"}
+    params = inspect.signature(cell.__init__).parameters.values()
+    return tuple(
+        p.name for p in params if p.name not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
 
 
 class SequenceModel(nn.Module):
@@ -22,17 +37,20 @@ class SequenceModel(nn.Module):
         output: "last" (many-to-one: one prediction per sequence, from each sequence's own last step)
             or "sequence" (many-to-many: one per step).
         batch_first: inputs are (B, T, I) when True (the default here, as in most data pipelines).
-        **layer_options: num_layers, dropout, bidirectional, init, forget_bias, chrono, spectral_radius,
-            execution, nonlinearity, ... as for `rnnlab.Recurrent`.
+        **layer_options: num_layers, bias, dropout, bidirectional, init, forget_bias, chrono,
+            spectral_radius, execution, nonlinearity, recurrent_max, ... as for `rnnlab.Recurrent`.
 
     Shape:
-        x (B, T, I) (or (T, B, I) with batch_first=False); lengths (B,) optional.
-        Returns (B, output_size) for output="last", else (B, T, output_size) (time-major if not batch_first).
+        x (B, T, I) (or (T, B, I) with batch_first=False); state as `rnnlab.Recurrent` takes it, optional;
+        lengths (B,) optional. Returns (B, output_size) for output="last", else (B, T, output_size)
+        (time-major if not batch_first).
 
     Example:
         >>> model = SequenceModel(1, 50, 1, cell="rnn")          # Keras' SimpleRNN(50) + Dense(1)
         >>> model(torch.randn(32, 10, 1)).shape
         torch.Size([32, 1])
+        >>> model.settings()["cell"], model.settings()["hidden_size"]
+        ('rnn', 50)
     """
 
     def __init__(
@@ -57,7 +75,7 @@ class SequenceModel(nn.Module):
         )
         self.head = nn.Linear(hidden_size * self.encoder.num_directions, output_size)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None, state: Any = None) -> Tensor:
+    def forward(self, x: Tensor, state: Any = None, lengths: Tensor | None = None) -> Tensor:
         return self.forward_with_state(x, state, lengths)[0]
 
     def forward_with_state(
@@ -71,3 +89,73 @@ class SequenceModel(nn.Module):
         h_n = final[0] if isinstance(final, tuple) else final  # (L*D, B, H)
         last = h_n[-self.encoder.num_directions :]  # the top layer's final state in each direction
         return self.head(torch.cat(tuple(last), dim=-1)), final  # (B, O)
+
+    # ------------------------------------------------------------------------------------------- settings
+
+    def settings(self) -> dict[str, Any]:
+        """The options this model was built with, as `[model]` settings (keys of `rnnlab.ModelConfig`; an
+        option that does not apply, like an LSTM's nonlinearity, is left out), so that
+        `build_model(ModelConfig(**model.settings()), task)` builds the same model.
+
+        An option that a TOML file cannot hold (a `Cell` class not in `rnnlab.cells.CELLS`, a callable
+        initialiser) is left out too, and named with the reason in `unrecorded_settings()`.
+        """
+        return self._record()[0]
+
+    def unrecorded_settings(self) -> dict[str, str]:
+        """Option -> why `settings()` leaves it out: {} when the settings describe this model fully."""
+        return self._record()[1]
+
+    def _record(self) -> tuple[dict[str, Any], dict[str, str]]:
+        enc = self.encoder
+        opts = {**enc.init_options, **enc.cell_options}  # as given to the layer
+        cls = type(enc.cell)
+        names = [name for name, c in CELLS.items() if c is cls]
+        out: dict[str, Any] = {}
+        missing: dict[str, str] = {}
+        if names:
+            out["cell"] = names[0]
+        else:
+            missing["cell"] = (
+                f"the Cell class {cls.__module__}.{cls.__qualname__} is not in rnnlab.cells.CELLS"
+            )
+        out |= {
+            "hidden_size": enc.hidden_size,
+            "num_layers": enc.num_layers,
+            "bias": bool(enc.bias),
+            "dropout": float(enc.dropout),
+            "bidirectional": bool(enc.bidirectional),
+        }
+        out |= _init_settings(opts.get("init"), missing)
+        for name in ("forget_bias", "chrono", "spectral_radius"):
+            if opts.get(name) is not None:
+                out[name] = float(opts[name])
+        for name in cell_options(cls):
+            if name in RECORDED_CELL_OPTIONS:
+                out[name] = getattr(enc.cell, name)
+            elif name in opts:
+                missing[name] = f"a cell option that [model] has no field for ({opts[name]!r})"
+        out["execution"] = enc.execution
+        return out, missing
+
+
+def _init_settings(spec: Any, missing: dict[str, str]) -> dict[str, str]:
+    """`init`, `input_init` and `recurrent_init` from the `init` argument; a callable goes to `missing`."""
+
+    def name(value: Any, key: str) -> str | None:
+        if isinstance(value, str):
+            return value
+        missing[key] = f"a Python callable ({getattr(value, '__qualname__', repr(value))})"
+        return None
+
+    if spec is None:
+        return {"init": "default"}
+    if isinstance(spec, Mapping):
+        out = {"init": "default"}
+        for part in ("input", "recurrent"):
+            value = name(spec.get(part, "default"), f"{part}_init")
+            if value is not None:
+                out[f"{part}_init"] = value
+        return out
+    value = name(spec, "init")
+    return {} if value is None else {"init": value}

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rnnlab.cli import main
+from rnnlab.errors import ConfigError, DivergedError
 
 TINY = ["--quiet", "--model.hidden_size=8", "--task.train_size=64", "--task.val_size=16", "--eval.every=10"]
 
@@ -130,3 +131,45 @@ def test_help_lists_every_config_flag(capsys):
         "--clip.multiple",
     ]:
         assert flag in out
+
+
+def fail_with(error):
+    def build_model(*args, **kwargs):
+        raise error
+
+    return build_model
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ConfigError("model.cell: made-up problem"), 2),
+        (PermissionError(13, "Permission denied", "runs/x"), 2),
+        (DivergedError("training diverged: made up"), 1),
+    ],
+)
+def test_the_users_errors_are_one_line(tmp_path, capsys, monkeypatch, error, status):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("rnnlab.training.build_model", fail_with(error))
+    assert main(["train", "--steps", "2", *TINY]) == status
+    err = capsys.readouterr().err
+    assert err == f"rnnlab train: error: {error}\n"
+
+
+def test_any_other_error_is_a_bug_and_keeps_its_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("rnnlab.training.build_model", fail_with(ValueError("expected a 2-D tensor")))
+    assert main(["train", "--steps", "2", *TINY]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "Traceback (most recent call last):" and "ValueError: expected a 2-D tensor" in lines
+    assert lines[-1] == (
+        "rnnlab train: this is a bug in rnnlab, not in your input; please report it with the traceback above"
+    )
+
+
+def test_rnnlab_traceback_shows_the_traceback_of_a_users_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RNNLAB_TRACEBACK", "1")
+    assert main(["train", "--steps", "2", "--optim.lr=-1", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.splitlines()[-1].startswith("rnnlab train: error: optim.lr:")

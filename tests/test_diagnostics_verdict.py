@@ -1,12 +1,17 @@
 """Verdicts on constructed cases whose gradient flow is known, and the rules behind them."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from diagnostics_cases import backward, linear_rnn, scaled
 
 import rnnlab
+from rnnlab.cells import CELLS
 from rnnlab.diagnostics import verdict
 from rnnlab.diagnostics.verdict import Evidence, diagnose
+from rnnlab.training.build import build_model
+from rnnlab.training.config import TrainConfig, override, to_dict
 
 
 def probe(model, x, **options):
@@ -22,11 +27,15 @@ def test_tanh_rnn_with_radius_one_half_is_vanishing():
     assert layer.verdict.name == "vanishing"
     assert layer.jacobian.gamma < 0.5 and layer.jacobian.horizon < 60
     assert layer.spectral_radius == pytest.approx(0.5)
-    assert (
-        "model.cell=lstm or gru" in layer.verdict.remedies
-        and "model.init=orthogonal" in layer.verdict.remedies
+    assert layer.verdict.remedies == [
+        "model.cell=lstm",
+        "model.cell=gru",
+        "model.cell=lstm model.chrono=60",  # chrono needs a keep gate: it comes with the LSTM
+        "model.init=orthogonal",
+    ]
+    assert layer.verdict.message.endswith(
+        "try model.cell=lstm, model.cell=gru, model.cell=lstm model.chrono=60 or model.init=orthogonal"
     )
-    assert "model.chrono=60" in layer.verdict.remedies
 
 
 def test_profile_alone_shows_vanishing_without_the_jacobian():
@@ -131,7 +140,10 @@ def test_checks_run_in_order_and_keep_every_flag():
     assert v.name == "forgetting" and v.flags == ["forgetting", "saturated", "vanishing"]
     e.nonfinite_grad_step = 42
     v = diagnose(e)
-    assert v.name == "exploding" and "step 42" in v.evidence and "a lower optim.lr" in v.remedies
+    assert v.name == "exploding" and "step 42" in v.evidence
+    assert v.remedies == ["clip.mode=norm clip.max_norm=1"] and v.hints == ["lower optim.lr"]
+    assert v.message.endswith(": try clip.mode=norm clip.max_norm=1; also: lower optim.lr")
+    assert v.to_dict()["hints"] == ["lower optim.lr"]
 
 
 @pytest.mark.parametrize(
@@ -161,8 +173,59 @@ def test_clip_threshold_follows_the_median_norm():
     )
     e.median_grad_norm = 0.7
     v = diagnose(e)
-    assert v.remedies[0] == "clip.mode=norm with clip.max_norm=1 (the median norm was 0.7)"
-    assert "pre-clip norm 3e+04" in v.evidence and "spectral radius 1.8" in v.evidence
-    e.median_grad_norm = 2.5
-    assert diagnose(e).remedies[0].startswith("clip.mode=norm with clip.max_norm=5 ")
-    assert v.message.startswith("exploding: ") and ": try clip.mode=norm" in v.message
+    assert v.remedies == [
+        "clip.mode=norm clip.max_norm=1",
+        "model.spectral_radius=1.0",
+        "model.init=orthogonal",
+    ]
+    assert "pre-clip norm 30000 (median 0.7)" in v.evidence and "spectral radius 1.8" in v.evidence
+    assert v.message.startswith("exploding: ") and ": try clip.mode=norm clip.max_norm=1, " in v.message
+    for median, threshold in [(2.5, "5"), (1.0, "1"), (0.031, "0.05"), (1500.0, "2000"), (3e6, "5e+06")]:
+        e.median_grad_norm = median
+        assert diagnose(e).remedies[0] == f"clip.mode=norm clip.max_norm={threshold}", median
+
+
+# ------------------------------------------------------------------------- remedies are config overrides
+
+#: evidence that makes each check hold, and the verdict it gives (median norm known or not, radius > 1 or not)
+BRANCHES = {
+    "nonfinite state": ("exploding", {"nonfinite_state_step": 7}),
+    "nonfinite gradient": ("exploding", {"nonfinite_grad_step": 3, "median_grad_norm": 0.031}),
+    "forgetting": ("forgetting", {"keep_median": 0.01}),
+    "tanh saturated": ("saturated", {"tanh_saturated": 0.9}),
+    "gates saturated": ("saturated", {"gates_saturated": 0.9}),
+    "growth": (
+        "exploding",
+        {"growth": 1e5, "gamma": 1.3, "spectral_radius": 1.8, "grad_norm": 3e4, "median_grad_norm": 1500.0},
+    ),
+    "profile growth": ("exploding", {"profile_growth": 1e6, "spectral_radius": 0.9}),
+    "vanishing product": ("vanishing", {"full_product": 1e-9, "gamma": 0.8, "horizon": 4.5}),
+    "vanishing profile": ("vanishing", {"profile_drop": 0.0}),
+    "healthy": ("healthy", {"gamma": 0.99, "horizon": 945.3}),
+}
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("branch", list(BRANCHES))
+def test_every_remedy_is_a_config_override_that_builds_a_model(cell, branch):
+    kind = CELLS[cell]
+    e = Evidence(cell=kind.__name__, gated=kind.keep_gate is not None, steps=80, jacobian_steps=80)
+    e.keep_gate = kind.keep_gate
+    expected, measured = BRANCHES[branch]
+    if branch == "forgetting" and not e.gated:
+        pytest.skip("only a cell with a keep gate measures it")
+    for name, value in measured.items():
+        setattr(e, name, value)
+    v = diagnose(e)
+    assert v.name == expected and bool(v.remedies) == (expected != "healthy")
+    base = override(TrainConfig(), {"model.cell": cell})
+    task = SimpleNamespace(input_size=2, output_size=1, output="last")
+    for remedy in v.remedies:
+        pairs = [item.split("=", 1) for item in remedy.split(" ")]
+        assert all(len(p) == 2 and p[0] and p[1] for p in pairs), remedy
+        config = override(base, dict(pairs))  # raises ConfigError on an unknown key or a bad value
+        assert to_dict(config) != to_dict(base), remedy  # it changes something
+        build_model(config.model, task)  # raises ConfigError when the model cannot take it
+    for hint in v.hints:
+        assert "=" not in hint and hint[0].islower(), hint  # a sentence, not a setting
+    assert all(r in v.message for r in v.remedies + v.hints)

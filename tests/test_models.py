@@ -46,6 +46,51 @@ def test_layer_options_reach_the_encoder():
     assert torch.equal(rnnlab.init.blocks(model.encoder.bias_ih_l1, 4)[1], torch.ones(6))
 
 
+def test_forward_takes_x_state_lengths_in_the_layers_order():
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(3, 5, 2, cell="gru").double()
+    x, lengths = torch.randn(2, 6, 3, dtype=torch.float64), torch.tensor([6, 4])
+    state = torch.randn(1, 2, 5, dtype=torch.float64)
+    y, _ = model.forward_with_state(x, state, lengths)
+    torch.testing.assert_close(model(x, state, lengths), y)  # positional, as Recurrent(input, hx, lengths)
+    assert not torch.allclose(model(x, state, lengths), model(x, None, lengths))  # the state is used
+
+
+@pytest.mark.parametrize(
+    ("options", "settings"),
+    [
+        ({}, {"cell": "lstm", "init": "default", "execution": "auto"}),
+        (
+            {"cell": "rnn", "nonlinearity": "relu", "num_layers": 2, "dropout": 0.25, "bias": False},
+            {"cell": "rnn", "nonlinearity": "relu", "num_layers": 2, "dropout": 0.25, "bias": False},
+        ),
+        ({"cell": "rnn"}, {"nonlinearity": "tanh"}),  # the cell's default, written out
+        ({"cell": "indrnn", "recurrent_max": 2.0}, {"nonlinearity": "relu", "recurrent_max": 2.0}),
+        (
+            {"init": {"input": "xavier_uniform", "recurrent": "orthogonal"}, "spectral_radius": 0.9},
+            {"init": "default", "input_init": "xavier_uniform", "recurrent_init": "orthogonal"},
+        ),
+        (
+            {"chrono": 50, "execution": "unrolled", "bidirectional": True},
+            {"chrono": 50.0, "bidirectional": True},
+        ),
+    ],
+)
+def test_settings_record_the_construction_options(options, settings):
+    model = rnnlab.SequenceModel(3, 6, 1, **options)
+    recorded = model.settings()
+    assert recorded["hidden_size"] == 6 and settings.items() <= recorded.items()
+    assert model.unrecorded_settings() == {}
+    if model.encoder.cell.__class__ is rnnlab.LSTMCell:
+        assert "nonlinearity" not in recorded and "recurrent_max" not in recorded  # not the LSTM's options
+
+
+def test_cell_options_are_read_from_the_cell_signature():
+    assert rnnlab.models.cell_options(rnnlab.RNNCell) == ("nonlinearity",)
+    assert rnnlab.models.cell_options(rnnlab.IndRNNCell) == ("nonlinearity", "recurrent_max")
+    assert rnnlab.models.cell_options(rnnlab.LSTMCell) == ()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -1,11 +1,13 @@
 """The task protocol: TensorTask, batchify, the synthetic sine task and the registry."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlab.tasks import SineTask, TensorTask, batchify, make_task
-from rnnlab.training.config import ConfigError, TaskConfig
+from rnnlab.errors import ConfigError
+from rnnlab.tasks import TASKS, SineTask, TaskConfig, TensorTask, batchify, describe, make_task
 
 
 def test_tensor_task_infers_shapes_and_output_mode():
@@ -78,3 +80,36 @@ def test_make_task_names_the_field_for_an_unknown_task():
     assert isinstance(make_task(TaskConfig(train_size=8, val_size=0)), SineTask)
     with pytest.raises(ConfigError, match=r"task\.name: unknown task 'nope'; available: sine"):
         make_task(TaskConfig(name="nope"))
+
+
+def test_a_tensor_task_describes_itself_by_its_data():
+    x, y = torch.rand(20, 5, 3), torch.rand(20, 5, 2)
+    task = TensorTask(x[:16], y[:16], batch_size=4, val=(x[16:], y[16:]), name="mine")
+    assert task.settings() == {
+        "name": "mine",
+        "batch_size": 4,
+        "seq_len": 5,
+        "train_size": 16,
+        "val_size": 4,
+        "output": "sequence",
+        "stream": False,
+    }  # no seed: the data was not drawn from one
+    assert describe(task) == {
+        "class": "rnnlab.tasks.base.TensorTask",
+        **task.settings(),
+        "input_size": 3,
+        "output_size": 2,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_registered_tasks_settings_rebuild_it(name, stream):
+    config = TaskConfig(name=name, batch_size=4, seq_len=6, train_size=16, val_size=8, stream=stream, seed=3)
+    task = make_task(config)
+    settings = task.settings()
+    assert set(settings) == {f.name for f in dataclasses.fields(TaskConfig)}
+    again = make_task(TaskConfig(**settings))
+    assert again.settings() == settings
+    for a, b in zip(task.val_batches(), again.val_batches(), strict=True):
+        assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)

@@ -36,6 +36,9 @@ def test_overrides_parse_command_line_text():
     assert config.steps == 20 and config.optim.lr == 3e-4 and config.bptt.stateful
     assert config.optim.betas == (0.9, 0.95) and config.out == "12"  # a str field keeps the text as it is
     assert cfg.override(config, {"model.forget_bias": "none"}).model.forget_bias is None
+    text = cfg.override(config, {"model.nonlinearity": "relu", "model.recurrent_init": "orthogonal"}).model
+    assert text.nonlinearity == "relu" and text.recurrent_init == "orthogonal"  # text fields take text
+    assert cfg.override(config, {"model.nonlinearity": "none"}).model.nonlinearity is None
 
 
 @pytest.mark.parametrize(
@@ -56,6 +59,12 @@ def test_overrides_parse_command_line_text():
         ({"bptt.mode": "truncated", "bptt.k1": 8, "bptt.k2": 4}, r"bptt.k2: must be >= bptt.k1 = 8"),
         ({"bptt.k1": 8}, r"bptt.k1, bptt.k2: only used with bptt.mode = 'truncated'"),
         ({"optim.nesterov": True}, r"optim.nesterov: needs optim.name = 'sgd' and optim.momentum > 0"),
+        (
+            {"model.nonlinearity": "sigmoid"},
+            r"model.nonlinearity: expected one of: tanh, relu, got 'sigmoid'",
+        ),
+        ({"model.execution": "fast"}, r"model.execution: expected one of: auto, fused, unrolled"),
+        ({"model.recurrent_max": 0}, r"model.recurrent_max: expected a number > 0.0, got 0"),
     ],
 )
 def test_bad_values_name_the_field_and_what_is_allowed(overrides, message):

@@ -43,7 +43,9 @@ def test_the_run_folder_holds_everything(tmp_path):
     history = train(model, task, config, progress=False)
     folder = tmp_path / "run"
     assert history.run_dir == folder
-    assert cfg.load(folder / "config.toml") == cfg.override(config, {})  # the resolved config
+    trained = {f"task.{k}": v for k, v in task.settings().items()}  # [task] and [model]: what was trained
+    trained |= {f"model.{k}": v for k, v in model.settings().items()}
+    assert cfg.load(folder / "config.toml") == cfg.override(config, trained)  # the resolved config
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if r["split"] == "train"]
     val_rows = [r for r in rows if r["split"] == "val"]
@@ -54,6 +56,7 @@ def test_the_run_folder_holds_everything(tmp_path):
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["steps"] == 20 and summary["final"]["val"]["step"] == 20 and summary["steps_per_s"] > 0
     assert summary["best"]["metric"] == "val loss" and summary["wall_time_s"] > 0
+    assert summary["task"]["seq_len"] == 8 and summary["model"]["settings"]["hidden_size"] == 12
     assert (folder / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == [
         "best.pt",

@@ -1,13 +1,26 @@
 """Truncated BPTT: windows, carrying and detaching the state, contexts (k2 > k1), stateful streams."""
 
+import itertools
+
 import pytest
 import torch
 
 from rnnlab import SequenceModel
-from rnnlab.tasks import Batch, SineTask
+from rnnlab.errors import DataError
+from rnnlab.tasks import Batch, SineTask, TensorTask
 from rnnlab.training import OptimConfig, TrainConfig, train
 from rnnlab.training.config import BPTTConfig
-from rnnlab.training.tbptt import Carry, Window, begin, forward, reset_rows, spans, windows
+from rnnlab.training.tbptt import (
+    Carry,
+    Window,
+    begin,
+    check_batch,
+    forward,
+    reset_rows,
+    spans,
+    valid_steps,
+    windows,
+)
 
 
 def model(output="sequence", cell="lstm", seed=0):
@@ -19,7 +32,7 @@ def run_windows(m, x, k1, k2, output="sequence"):
     """Outputs of every window of x (B, T, I), each from the carry of the one before, as in the loop."""
     carry, outs, parts = Carry(), [], spans(x.shape[1], k1)
     for i, (a, b) in enumerate(parts):
-        y, carry = forward(m, x[:, a:b], carry, keep=k2 - k1, output=output, end=i == len(parts) - 1)
+        y, carry = forward(m, x[:, a:b], carry, keep=k2 - k1, output=output, end=i == len(parts) - 1, start=a)
         outs.append(y)
     return outs
 
@@ -182,3 +195,212 @@ def test_stateful_evaluation_equals_one_pass_over_the_stream():
         whole = task.loss(m(x), y).item()
     assert evaluate(m, task, torch.device("cpu"), stateful=True)["loss"] == pytest.approx(whole, rel=1e-5)
     assert evaluate(m, task, torch.device("cpu"), stateful=False)["loss"] != pytest.approx(whole, rel=1e-3)
+
+
+# ------------------------------------------------------------------------------------- variable lengths
+
+
+class RaggedTask(TensorTask):
+    """Sequences of the given lengths, in one fixed batch; the padding holds large inputs and targets that
+    would show at once in a loss or gradient that saw them."""
+
+    def __init__(self, lengths, T=7, output="sequence", seed=0):
+        g = torch.Generator().manual_seed(seed)
+        B = len(lengths)
+        x = torch.randn(B, T, 2, generator=g, dtype=torch.float64)
+        y = torch.randn(B, T, 1, generator=g, dtype=torch.float64)
+        self.lengths = torch.tensor(lengths)
+        pad = torch.arange(T)[None, :] >= self.lengths[:, None]  # (B, T)
+        x[pad], y[pad] = 30.0, 100.0
+        super().__init__(x, y if output == "sequence" else y[:, 0], loss="mse", batch_size=B)
+
+    def train_batches(self, generator):
+        yield Batch(self.inputs, self.targets, self.lengths)
+
+
+def rnn_step(p, x_t, h):
+    """torch's tanh RNN step from SequenceModel's parameters, by hand."""
+    pre = x_t @ p["encoder.weight_ih_l0"].T + p["encoder.bias_ih_l0"]
+    return torch.tanh(pre + h @ p["encoder.weight_hh_l0"].T + p["encoder.bias_hh_l0"])
+
+
+def hand_windows(p, x, y, lengths, k1, k2, update=None):
+    """Truncated BPTT(k1, k2) on output "sequence", unrolled by hand per row over its valid steps only.
+
+    Each window starts from the state carried in (detached) at `start - context`, runs the context and the
+    new steps with autograd, and takes the mean squared error over the valid (row, step) pairs of its new
+    steps; a window without any makes no update. `update(grads)` is called after each window's backward
+    (an optimiser step); returns the list of every window's gradients."""
+    B, T, _ = x.shape
+    H = p["encoder.weight_hh_l0"].shape[0]
+    carried = {0: torch.zeros(B, H, dtype=x.dtype)}  # step -> state of every row before that step
+    grads = []
+    for start, end in spans(T, k1):
+        first = max(0, start - (k2 - k1))
+        split = end if end == T else end - min(k2 - k1, end - first)  # where the next window starts from
+        h = [carried[first][b].detach() for b in range(B)]
+        errors = []
+        for t in range(first, end):
+            for b in range(B):
+                if t < lengths[b]:  # padded steps are never run: the row keeps its state
+                    h[b] = rnn_step(p, x[b, t], h[b])
+                    if t >= start:
+                        out = h[b] @ p["head.weight"].T + p["head.bias"]
+                        errors.append((out - y[b, t]).pow(2).sum())
+            if t + 1 == split:
+                carried[split] = torch.stack(h).detach()
+        if not errors:
+            continue
+        for q in p.values():
+            q.grad = None
+        (torch.stack(errors).sum() / len(errors)).backward()
+        grads.append({k: q.grad.clone() for k, q in p.items()})
+        if update:
+            update(grads[-1])
+    return grads
+
+
+def window_grads(m, task, k1, k2):
+    """Every window's gradients as the training loop takes them: begin, forward, valid steps, loss."""
+    carry, grads = Carry(), []
+    for w in itertools.islice(windows(task, k1, seed=0, device=torch.device("cpu")), len(spans(7, k1))):
+        carry = begin(carry, w, stateful=False)
+        targets = w.targets("sequence")  # None: no row has a valid step, no update
+        m.zero_grad()
+        with torch.set_grad_enabled(targets is not None):
+            y, carry = forward(
+                m,
+                w.inputs,
+                carry,
+                keep=k2 - k1,
+                output="sequence",
+                end=w.last,
+                lengths=w.batch.lengths,
+                start=w.start,
+            )
+        if targets is None:
+            continue
+        task.loss(*valid_steps(y, targets, w.lengths)).backward()
+        grads.append({k: q.grad.clone() for k, q in m.named_parameters()})
+    return grads
+
+
+@pytest.mark.parametrize("lengths", [[7, 3, 1], [5, 3, 1], [2, 6, 4]])
+@pytest.mark.parametrize(("k1", "k2"), [(7, 7), (2, 2), (3, 3), (2, 3), (2, 5), (3, 7)])  # (7, 7): full BPTT
+def test_ragged_windows_equal_the_hand_unrolled_valid_steps(lengths, k1, k2):
+    task = RaggedTask(lengths)
+    m = model(cell="rnn")
+    p = dict(m.named_parameters())
+    expected = hand_windows(p, task.inputs, task.targets, lengths, k1, k2)
+    got = window_grads(m, task, k1, k2)
+    assert len(got) == len(expected) == sum(a < max(lengths) for a, _ in spans(7, k1))  # empty: no update
+    for g, e in zip(got, expected, strict=True):
+        for name in p:
+            assert torch.allclose(g[name], e[name], rtol=1e-10, atol=1e-12), name
+
+
+def test_window_lengths_are_the_valid_new_steps():
+    batch = Batch(torch.zeros(3, 7, 1), torch.zeros(3, 7, 1), torch.tensor([7, 3, 1]))
+    got = [Window(0, 0, i, batch, a, b, last=b == 7).lengths.tolist() for i, (a, b) in enumerate(spans(7, 2))]
+    assert got == [[2, 2, 1], [2, 1, 0], [2, 0, 0], [1, 0, 0]]
+    short = Batch(batch.inputs, batch.targets, torch.tensor([5, 3, 1]))
+    assert Window(0, 0, 3, short, 6, 7, last=True).targets("sequence") is None  # no row has a step there
+    assert Window(0, 0, 3, short, 6, 7, last=True).targets("last") is not None  # the final states' loss
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("output", ["sequence", "last"])
+def test_truncated_with_k1_the_sequence_equals_full_bptt_on_ragged_lengths(tmp_path, cell, output):
+    task = RaggedTask([7, 3, 1], output=output)
+
+    def one_run(bptt, out):
+        m = model(output, cell)
+        config = TrainConfig(
+            steps=2, out=str(tmp_path / out), device="cpu", optim=OptimConfig("sgd", lr=0.1), bptt=bptt
+        )
+        train(m, task, config, progress=False)
+        return m
+
+    full = one_run(BPTTConfig("full"), "full")
+    trunc = one_run(BPTTConfig("truncated", k1=7, k2=7), "trunc")
+    start = model(output, cell)
+    for (name, p), q, p0 in zip(full.named_parameters(), trunc.parameters(), start.parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=1e-12, atol=1e-12), name
+        assert not torch.equal(p, p0), name  # both trained
+
+
+@pytest.mark.parametrize(("k1", "k2"), [(2, 2), (2, 4), (3, 5)])
+def test_training_on_ragged_windows_follows_the_hand_unrolled_updates(tmp_path, k1, k2):
+    lengths, lr = [5, 3, 1], 0.5  # the last window, step 6, has no valid step: no update there
+    task = RaggedTask(lengths)
+    m, ref = model(cell="rnn"), model(cell="rnn")
+    p = dict(ref.named_parameters())
+
+    def sgd(grads):
+        with torch.no_grad():
+            for name, q in p.items():
+                q -= lr * grads[name]
+
+    updates = len(hand_windows(p, task.inputs, task.targets, lengths, k1, k2, update=sgd))
+    config = TrainConfig(
+        steps=updates,
+        out=str(tmp_path / "run"),
+        device="cpu",
+        optim=OptimConfig("sgd", lr=lr),
+        bptt=BPTTConfig("truncated", k1=k1, k2=k2),
+    )
+    history = train(m, task, config, progress=False)
+    assert [r["batch"] for r in history.train] == [0] * updates  # every update from the one batch
+    for name, q in m.named_parameters():
+        assert torch.allclose(q, p[name], rtol=1e-10, atol=1e-12), name
+
+
+def test_last_output_with_ragged_windows_predicts_from_each_row_final_state():
+    m, task = model("last"), RaggedTask([7, 3, 1], output="last")
+    x, lengths = task.inputs, task.lengths
+    for k1, k2 in [(2, 2), (2, 5), (3, 4)]:
+        carry, parts = Carry(), spans(7, k1)
+        for i, (a, b) in enumerate(parts):
+            y, carry = forward(
+                m,
+                x[:, a:b],
+                carry,
+                keep=k2 - k1,
+                output="last",
+                end=i == len(parts) - 1,
+                lengths=lengths,
+                start=a,
+            )
+        assert torch.allclose(y, m(x, lengths=lengths)), (k1, k2)
+        h, c = carry.state
+        _, (h_full, c_full) = m.forward_with_state(x, None, lengths)
+        assert torch.allclose(h, h_full) and torch.allclose(c, c_full)
+
+
+def test_valid_steps_keeps_only_the_steps_inside_each_sequence():
+    out = torch.arange(12.0).reshape(2, 3, 2)
+    targets = -out
+    o, t = valid_steps(out, targets, torch.tensor([3, 1]))
+    assert o.shape == (1, 4, 2) and torch.equal(o[0], out.reshape(6, 2)[[0, 1, 2, 3]])
+    assert torch.equal(t, -o)
+    assert valid_steps(out, targets, torch.tensor([3, 3]))[0] is out  # nothing cut short: unchanged
+    classes = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    assert valid_steps(out, classes, torch.tensor([2, 1]))[1].tolist() == [[1, 2, 4]]
+
+
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        (torch.tensor([4, 9]), r"lengths must lie in \[0, 4\] \(the time steps\), got 4 to 9"),
+        (torch.tensor([4, -1]), r"lengths must lie in \[0, 4\]"),
+        (torch.tensor([4.0, 2.0]), "lengths must be 2 integers"),
+        (
+            torch.tensor([4, 2, 1]),
+            r"lengths must be 2 integers \(one per row\), got torch.int64 of shape \(3,\)",
+        ),
+    ],
+)
+def test_windows_reject_bad_lengths_naming_the_batch(lengths, message):
+    batch = Batch(torch.zeros(2, 4, 1), torch.zeros(2, 4, 1), lengths)
+    with pytest.raises(DataError, match="batch 0 of epoch 0: " + message):
+        check_batch(batch, "training batch 0 of epoch 0")

@@ -36,6 +36,7 @@ from torch.func import vjp, vmap
 
 from rnnlab.diagnostics import trajectory
 from rnnlab.layers import Recurrent
+from rnnlab.numerics import flush_denormals
 
 #: the memory horizon ends where ‖∂s_L/∂s_{L-k}‖₂ falls below this.
 HORIZON_THRESHOLD = 1e-3
@@ -103,6 +104,7 @@ def jacobian_products(
     method: Method = "auto",
     iterations: int = ITERATIONS,
     dtype: torch.dtype | None = None,
+    flush_denormal: bool = True,
     **forward_kwargs: Any,
 ) -> dict[str, JacobianResult]:
     """Jacobian products through time for every recurrent layer of `model`, along one input sequence.
@@ -115,6 +117,8 @@ def jacobian_products(
         method: "exact", "power", or "auto" (exact for states of up to `EXACT_MAX_STATE` numbers).
         iterations: power iterations.
         dtype: of the analysis (default float64 for exact, float32 for power iteration).
+        flush_denormal: flush denormal floats to zero during the analysis (`rnnlab.flush_denormals`; the
+            products are kept in log space, so no result depends on it, only the speed).
 
     Returns:
         {name: JacobianResult}, named by module path and torch's suffix: "encoder.l0", "encoder.l0_reverse"
@@ -141,11 +145,12 @@ def jacobian_products(
         for h in handles:
             h.remove()
     out: dict[str, JacobianResult] = {}
-    for name, call in calls.items():
-        results = analyse(
-            layers[name], call, threshold=threshold, method=method, iterations=iterations, dtype=dtype
-        )
-        out |= {f"{name}.{key}" if name else key: res for key, res in results.items()}
+    with flush_denormals(flush_denormal):
+        for name, call in calls.items():
+            results = analyse(
+                layers[name], call, threshold=threshold, method=method, iterations=iterations, dtype=dtype
+            )
+            out |= {f"{name}.{key}" if name else key: res for key, res in results.items()}
     return out
 
 

@@ -18,6 +18,7 @@ inside the block, which agrees with it to rounding).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from types import TracebackType
 from typing import Any
@@ -31,6 +32,7 @@ from rnnlab.diagnostics import saturation, spectra, trajectory
 from rnnlab.diagnostics.report import LayerReport, Report, first_over, max_radius, to_python
 from rnnlab.diagnostics.verdict import Evidence, diagnose
 from rnnlab.layers import Recurrent, Unit
+from rnnlab.numerics import flush_denormals
 
 
 class _Recorder:
@@ -83,6 +85,9 @@ class Probe:
         threshold: the memory horizon ends where ‖∂s_L/∂s_t‖₂ falls below this.
         method, iterations: "exact", "power" or "auto", and power iterations (see `rnnlab.jacobian_products`).
         median_grad_norm: the typical pre-clip norm so far, if known; it sets the suggested clip threshold.
+        flush_denormal: flush denormal floats to zero inside the block and while the report is built
+            (`rnnlab.flush_denormals`; the caller's setting is restored): a vanishing gradient is then fast,
+            and a norm below 1.2e-38 reads 0, which the report calls an underflow.
 
     Example:
         >>> with rnnlab.watch(model) as probe:
@@ -100,6 +105,7 @@ class Probe:
         method: jac.Method = "auto",
         iterations: int = jac.ITERATIONS,
         median_grad_norm: float | None = None,
+        flush_denormal: bool = True,
     ) -> None:
         self.model = model
         self.layers = {name: m for name, m in model.named_modules() if isinstance(m, Recurrent)}
@@ -121,12 +127,15 @@ class Probe:
         self._saved: dict[str, Any] = {}
         self._handles: list[Any] = []
         self._report: Report | None = None
+        self.flush_denormal = flush_denormal
+        self._numerics = contextlib.ExitStack()
 
     # ------------------------------------------------------------------------------------------- attach
 
     def __enter__(self) -> Probe:
         if self._saved:
             raise RuntimeError("this probe is already watching; start a new rnnlab.watch")
+        self._numerics.enter_context(flush_denormals(self.flush_denormal))
         for name, layer in self.layers.items():
             self._saved[name] = (layer.observer_factory, layer.execution)
             layer.observer_factory = self._factory(name, layer, layer.observer_factory)
@@ -159,8 +168,9 @@ class Probe:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        if exc_type is None:
-            self._report = self._build()
+        with self._numerics:
+            if exc_type is None:
+                self._report = self._build()
 
     def report(self) -> Report:
         """What the probe found (see `rnnlab.diagnostics.Report`)."""
@@ -276,11 +286,23 @@ def _finite_steps(tensors: tuple[Tensor, ...], reductions: list[Tensor]) -> Tens
     return ok
 
 
+#: a float32 per-step norm below this may have lost squares below the normal range (1.2e-38 each, at most
+#: ~1e5 of them per step: 1e-33, against a norm² of 1e-30), or to a flushed denormal: recompute in float64.
+_SMALL_NORM = 1e-15
+
+
 def _step_norms(g: Tensor) -> Tensor:
-    """‖g_t‖ over batch and features for every t of g (T, B, H); in float64 where float32 squares overflow."""
+    """‖g_t‖ over batch and features for every t of g (T, B, H).
+
+    Squares of float32 entries below 1.1e-19 underflow (to 0 when denormals are flushed) and those above
+    1.8e19 overflow, so the steps whose float32 norm is tiny or infinite are recomputed in float64."""
     norms = torch.linalg.vector_norm(g, dim=(1, 2))
-    if g.dtype != torch.float64 and bool(torch.isinf(norms).any()):
-        norms = torch.linalg.vector_norm(g.double(), dim=(1, 2)).to(norms.dtype)  # inf only if truly huge
+    if g.dtype == torch.float64:
+        return norms
+    redo = torch.isinf(norms) | (norms < _SMALL_NORM)
+    if bool(redo.any()):
+        exact = torch.linalg.vector_norm(g[redo], dim=(1, 2), dtype=torch.float64)
+        norms[redo] = exact.to(norms.dtype)  # inf only if truly huge, 0 only if truly below ~1e-45
     return norms
 
 

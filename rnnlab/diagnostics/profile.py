@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rnnlab.numerics import flush_denormals
+
 
 def time_profile(
     model: Callable[[Tensor], Any],
@@ -22,6 +24,7 @@ def time_profile(
     loss_fn: Callable[[Any], Tensor],
     *,
     batch_first: bool = False,
+    flush_denormal: bool = True,
 ) -> Tensor:
     """‖∂L/∂x_t‖ over batch and features for every time step t, L = loss_fn(model(inputs)).
 
@@ -31,6 +34,8 @@ def time_profile(
             (an unbatched (T, features) input has time on dim 0).
         loss_fn: the output to a scalar loss, e.g. `lambda out: F.cross_entropy(out, y)`.
         batch_first: whether `inputs` is (B, T, ...).
+        flush_denormal: flush denormal floats to zero during the pass (`rnnlab.flush_denormals`): a
+            vanishing gradient is then fast and reads 0 below 1.2e-38; the caller's setting is restored.
 
     Returns:
         A float tensor of shape (T,) on the inputs' device.
@@ -46,7 +51,7 @@ def time_profile(
         raise ValueError(f"inputs of shape {tuple(inputs.shape)} have no time dimension {time_dim}")
     x = inputs.detach().requires_grad_(True)
     devices = [inputs.device] if inputs.device.type == "cuda" else []
-    with torch.enable_grad(), torch.random.fork_rng(devices=devices):
+    with torch.enable_grad(), torch.random.fork_rng(devices=devices), flush_denormals(flush_denormal):
         loss = loss_fn(model(x))
         if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise ValueError("loss_fn must return a scalar tensor")

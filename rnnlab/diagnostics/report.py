@@ -1,7 +1,8 @@
 """What a probe found: one `LayerReport` per layer and direction, a `Report` over the model.
 
 `Report.to_dict()` is what `diagnostics.jsonl` holds (one object per probe); `str(report)` is a short
-table with the verdict of every layer and, for each alarm, its numbers and the options to try. Non-finite
+table with the verdict of every layer and, for each alarm, its numbers, the options to try (config
+overrides) and hints. "-" marks a number that was not measured. Non-finite
 numbers stay floats (`NaN`, `Infinity` in the JSON, as Python's `json` writes and reads them).
 """
 
@@ -16,6 +17,7 @@ from torch import Tensor
 
 from rnnlab.diagnostics.jacobian import JacobianResult
 from rnnlab.diagnostics.verdict import Verdict
+from rnnlab.text import format_number
 
 
 def to_python(obj: Any) -> Any:
@@ -124,9 +126,9 @@ class Report:
                     layer.verdict.name,
                     _fmt(layer.first_over_peak),
                     _fmt(layer.jacobian.gamma if layer.jacobian else None),
-                    _fmt(layer.jacobian.horizon if layer.jacobian else None, ".0f"),
+                    _fmt(layer.jacobian.horizon if layer.jacobian else None),
                     _fmt(layer.spectral_radius),
-                    _fmt(_get(layer.saturation, "tanh"), ".0%"),
+                    _fmt(_get(layer.saturation, "tanh"), percent=True),
                     _fmt(_get(layer.saturation, "keep_gate", "quantiles", "q50")),
                 )
             )
@@ -168,9 +170,6 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
-def _fmt(x: float | None, spec: str = ".2g") -> str:
-    if x is None:
-        return "-"
-    if not math.isfinite(x):
-        return str(x)
-    return format(x, spec)
+def _fmt(x: float | None, percent: bool = False) -> str:
+    """A table cell: two significant digits, "-" where nothing was measured."""
+    return format_number(x, 2, missing="-", percent=percent)

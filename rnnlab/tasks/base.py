@@ -73,6 +73,13 @@ class Task(ABC):
         """Task metrics on one batch (the loss is reported anyway)."""
         return {}
 
+    def settings(self) -> dict[str, Any]:
+        """What this task was built with, as `[task]` settings (keys of `rnnlab.tasks.TaskConfig`).
+
+        The run folder's config.toml records them; a subclass adds the settings it has (batch_size, seq_len,
+        ..., seed) and leaves out those it has not, rather than claiming a default."""
+        return {"name": self.name, "output": self.output, "stream": bool(self.stream)}
+
 
 LOSSES = ("mse", "cross_entropy")
 
@@ -125,6 +132,17 @@ class TensorTask(Task):
         self.output: Output = "sequence" if per_step else "last"
         self.output_size = (num_classes or int(targets.max()) + 1) if classify else targets.shape[-1]
 
+    def settings(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "batch_size": self.batch_size,
+            "seq_len": int(self.inputs.shape[1]),
+            "train_size": int(self.inputs.shape[0]),
+            "val_size": 0 if self.val is None else int(self.val[0].shape[0]),
+            "output": self.output,
+            "stream": False,
+        }
+
     def train_batches(self, generator: torch.Generator) -> Iterable[Batch]:
         order = torch.randperm(self.inputs.shape[0], generator=generator)
         for i in range(0, len(order), self.batch_size):
@@ -165,11 +183,26 @@ def batchify(inputs: Tensor, targets: Tensor, seq_len: int) -> list[Batch]:
 
 
 def describe(task: Any) -> dict[str, Any]:
-    """What a run records about its task."""
-    return {
-        "name": getattr(task, "name", type(task).__name__),
-        "input_size": task.input_size,
-        "output_size": task.output_size,
+    """What a run records about its task (summary.json's "task"; a resume checks it is unchanged): its class,
+    its `settings()` and the shape of the model it needs.
+
+    Example:
+        >>> describe(TensorTask(torch.rand(100, 10, 1), torch.rand(100, 1), batch_size=20))
+        {'class': 'rnnlab.tasks.base.TensorTask', 'name': 'tensors', 'batch_size': 20, 'seq_len': 10,
+         'train_size': 100, 'val_size': 0, 'output': 'last', 'stream': False,
+         'input_size': 1, 'output_size': 1}
+    """
+    cls = type(task)
+    own = task.settings() if hasattr(task, "settings") else {}
+    fallback = {
+        "name": getattr(task, "name", cls.__name__),
         "output": task.output,
         "stream": bool(getattr(task, "stream", False)),
+    }
+    return {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        **own,
+        **{k: v for k, v in fallback.items() if k not in own},
+        "input_size": task.input_size,
+        "output_size": task.output_size,
     }

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from rnnlab.tasks.base import Batch, Output, TensorTask, batchify
-
-if TYPE_CHECKING:
-    from rnnlab.training.config import TaskConfig
+from rnnlab.tasks.config import TaskConfig
 
 
 def sine_waves(n: int, length: int, generator: torch.Generator) -> Tensor:
@@ -59,6 +57,13 @@ class SineTask(TensorTask):
         seed: int = 0,
     ) -> None:
         g = torch.Generator().manual_seed(seed)
+        self._settings = {
+            "batch_size": batch_size,
+            "seq_len": seq_len,
+            "train_size": train_size,
+            "val_size": val_size,
+            "seed": seed,
+        }
         if not stream:
             waves = sine_waves(train_size + val_size, seq_len + 1, g)  # (N, T + 1, 1)
             x = waves[:, :-1]
@@ -76,6 +81,17 @@ class SineTask(TensorTask):
     def _stream(rows: int, length: int, seq_len: int, g: torch.Generator) -> list[Batch]:
         waves = sine_waves(rows, length + 1, g)  # (B, L + 1, 1)
         return batchify(waves[:, :-1], waves[:, 1:], seq_len)
+
+    def settings(self) -> dict[str, Any]:
+        """As given (a stream predicts every step): `from_config` with these makes the same waves."""
+        s = self._settings
+        return {
+            "name": self.name,
+            **{k: s[k] for k in ("batch_size", "seq_len", "train_size", "val_size")},
+            "output": self.output,
+            "stream": self.stream,
+            "seed": s["seed"],
+        }
 
     def train_batches(self, generator: torch.Generator) -> Iterable[Batch]:
         return self.train_stream if self.stream else super().train_batches(generator)

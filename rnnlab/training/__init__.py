@@ -9,28 +9,29 @@ checkpoint.py  atomic, weights-only checkpoints; the last K and the best
 evaluate.py    validation and the best result
 build.py       seeds, device, model, optimiser and schedule from the config
 run.py         the run folder: metrics.jsonl, TensorBoard, summary.json, loss.png
+record.py      what the run folder says about the model and the task it trained
+diagnostics.py rnnlab.watch every N steps, into the run folder
 progress.py    the progress bar
 """
 
+from rnnlab.errors import CheckpointError, ConfigError, DataError, DivergedError, RunFolderError
+from rnnlab.tasks.config import TaskConfig
 from rnnlab.training.build import build_model, seed_everything
-from rnnlab.training.checkpoint import CheckpointError
 from rnnlab.training.config import (
     BPTTConfig,
     CheckpointConfig,
     ClipConfig,
-    ConfigError,
+    DiagnosticsConfig,
     EvalConfig,
     GuardConfig,
     ModelConfig,
     OptimConfig,
     ScheduleConfig,
-    TaskConfig,
     TrainConfig,
 )
 from rnnlab.training.evaluate import evaluate
-from rnnlab.training.guard import DivergedError
 from rnnlab.training.loop import History, train
-from rnnlab.training.run import RunDir, RunFolderError
+from rnnlab.training.run import RunDir
 
 __all__ = [
     "BPTTConfig",
@@ -38,6 +39,8 @@ __all__ = [
     "CheckpointError",
     "ClipConfig",
     "ConfigError",
+    "DataError",
+    "DiagnosticsConfig",
     "DivergedError",
     "evaluate",
     "EvalConfig",

@@ -12,8 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnlab.models import SequenceModel
-from rnnlab.training.config import ConfigError, ModelConfig, OptimConfig, ScheduleConfig
+from rnnlab import init as initialisers
+from rnnlab.cells import CELLS, cell_type
+from rnnlab.errors import ConfigError
+from rnnlab.models import SequenceModel, cell_options
+from rnnlab.training.config import ModelConfig, OptimConfig, ScheduleConfig
 
 Scheduler = torch.optim.lr_scheduler.LambdaLR | torch.optim.lr_scheduler.ReduceLROnPlateau
 
@@ -43,27 +46,59 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(config: ModelConfig, task: Any) -> SequenceModel:
-    """A SequenceModel shaped for `task` (input_size, output_size, output)."""
+    """A SequenceModel shaped for `task` (input_size, output_size, output) with every `[model]` option.
+
+    An option the chosen cell does not have (`nonlinearity` for lstm, `recurrent_max` for gru) and an
+    unknown initialiser are ConfigErrors naming the field."""
+    try:
+        cell = cell_type(config.cell)
+    except ValueError as e:
+        raise ConfigError(f"model.cell: {e}") from None
     options: dict[str, Any] = {
         "num_layers": config.num_layers,
+        "bias": config.bias,
         "dropout": config.dropout,
         "bidirectional": config.bidirectional,
         "forget_bias": config.forget_bias,
         "chrono": config.chrono,
         "spectral_radius": config.spectral_radius,
+        "execution": config.execution,
     }
-    if config.init != "default":
+    for name in ("nonlinearity", "recurrent_max"):
+        value = getattr(config, name)
+        if value is None:
+            continue  # the cell's own default
+        if name not in cell_options(cell):
+            having = [n for n, c in CELLS.items() if name in cell_options(c)]
+            raise ConfigError(
+                f"model.{name}: the {config.cell} cell has no {name} option (cells with one: "
+                f"{', '.join(having)}); leave it unset"
+            )
+        options[name] = value
+    for name in ("init", "input_init", "recurrent_init"):
+        spec = getattr(config, name)
+        if spec:
+            try:
+                initialisers.resolve(spec)
+            except ValueError as e:
+                raise ConfigError(f"model.{name}: {e}") from None
+    if config.input_init or config.recurrent_init:  # separate initialisers; an empty one is as `init`
+        options["init"] = {
+            "input": config.input_init or config.init,
+            "recurrent": config.recurrent_init or config.init,
+        }
+    elif config.init != "default":
         options["init"] = config.init
     try:
         return SequenceModel(
             task.input_size,
             config.hidden_size,
             task.output_size,
-            cell=config.cell,
+            cell=cell,
             output=task.output,
             **options,
         )
-    except ValueError as e:
+    except ValueError as e:  # a combination the layer refuses, e.g. forget_bias on a cell without gates
         raise ConfigError(f"model: {e}") from None
 
 
@@ -115,7 +150,7 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps))
 
 
-def advance(scheduler: Scheduler) -> None:
+def step_schedule(scheduler: Scheduler) -> None:
     """Step the schedule once per step, skipped steps included, so that it follows the step counter."""
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         return  # stepped by the validation metric instead

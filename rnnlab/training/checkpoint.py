@@ -22,11 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnlab.errors import CheckpointError
+
 FORMAT = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, truncated, corrupt, unsafe or not rnnlab's."""
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -5,9 +5,10 @@
     name = "adamw"               TrainConfig.optim.name     --optim.name=adamw
     lr = 3e-4                    TrainConfig.optim.lr       --optim.lr=3e-4
 
-Every field is declared with `option(default, help, ...)`, which also records its allowed values and range,
-so the CLI flags, the TOML reader and the error messages all come from the dataclasses below. An unknown
-key, a wrong type or a value out of range raises `ConfigError` naming the field and what is allowed.
+Every field is declared with `rnnlab.settings.option(default, help, ...)`, which also records its allowed
+values and range, so the CLI flags, the TOML reader and the error messages all come from the dataclasses
+below (and `rnnlab.tasks.TaskConfig`, the [task] section, which the tasks own). An unknown key, a wrong type
+or a value out of range raises `ConfigError` naming the field and what is allowed.
 """
 
 from __future__ import annotations
@@ -25,56 +26,45 @@ from typing import Any
 import tomli_w
 
 from rnnlab.cells import CELLS
-
-
-class ConfigError(ValueError):
-    """A configuration value that is unknown, of the wrong type or out of range."""
-
-
-def option(
-    default: Any,
-    help: str,
-    *,
-    choices: tuple[Any, ...] | None = None,
-    min: float | None = None,
-    max: float | None = None,
-    gt: float | None = None,
-) -> Any:
-    """A config field with its help text and what is allowed (inclusive `min`/`max`, exclusive `gt`)."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "gt": gt}
-    return field(default=default, metadata=meta)
-
+from rnnlab.errors import ConfigError
+from rnnlab.layers import EXECUTIONS
+from rnnlab.settings import option
+from rnnlab.tasks.config import TaskConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
 
 @dataclass
-class TaskConfig:
-    name: str = option("sine", "task to train on (the synthetic sine task until the task library lands)")
-    batch_size: int = option(32, "sequences per batch", min=1)
-    seq_len: int = option(10, "time steps per sequence (or per chunk of a stream)", min=1)
-    train_size: int = option(1000, "training sequences", min=1)
-    val_size: int = option(200, "validation sequences (0: no validation)", min=0)
-    output: str = option("last", "predict once per sequence or at every step", choices=("last", "sequence"))
-    stream: bool = option(False, "consecutive batches continue one long stream per row (for bptt.stateful)")
-    seed: int = option(0, "seed of the data, independent of the training seed", min=0)
-
-
-@dataclass
 class ModelConfig:
+    """The `rnnlab.SequenceModel` to build (`build_model`); every option of the model has a field here."""
+
     cell: str = option("lstm", "cell type", choices=tuple(CELLS))
     hidden_size: int = option(32, "units per layer", min=1)
     num_layers: int = option(1, "stacked layers", min=1)
+    bias: bool = option(True, "bias parameters in every cell")
     dropout: float = option(0.0, "dropout between layers", min=0.0, max=0.99)
     bidirectional: bool = option(False, "run a second layer over reversed time")
     init: str = option(
         "default", "weight initialiser (orthogonal, xavier_uniform, identity, normal(0.01), ...)"
     )
+    input_init: str = option("", "initialiser of the input weights W_ih (empty: as init)")
+    recurrent_init: str = option("", "initialiser of the recurrent weights W_hh (empty: as init)")
     forget_bias: float | None = option(None, "initial bias of the gate that keeps the past (LSTM f, GRU z)")
     chrono: float | None = option(
         None, "chrono initialisation of that gate for dependencies up to this many steps"
     )
     spectral_radius: float | None = option(None, "rescale recurrent weights to this spectral radius", gt=0.0)
+    nonlinearity: str | None = option(
+        None,
+        "activation of rnn and indrnn cells (none: the cell's own, tanh for rnn, relu for indrnn)",
+        choices=("tanh", "relu"),
+    )
+    recurrent_max: float | None = option(
+        None, "bound on |recurrent weight| of indrnn cells (none: the cell's default)", gt=0.0
+    )
+    execution: str = option(
+        "auto", "torch's fused kernel when nothing watches, or the unrolled scan", choices=EXECUTIONS
+    )
 
 
 @dataclass
@@ -155,7 +145,10 @@ class DiagnosticsConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs besides the model and the task; saved as the run's `config.toml`."""
+    """Everything a run needs; saved as the run's `config.toml`.
+
+    [task] and [model] say which task and model the command line builds; `rnnlab.train` given a task and a
+    model built in Python writes theirs into the run's config.toml instead (see `training/record.py`)."""
 
     steps: int = option(1000, "optimiser updates to run (a resumed run continues up to this)", min=1)
     seed: int = option(0, "seed of the model, dropout and data order", min=0)
@@ -198,6 +191,11 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
+def _is_text(tp: Any) -> bool:
+    """Whether a field holds text (str, or str or none)."""
+    return tp is str or (_is_optional(tp) and str in typing.get_args(tp))
+
+
 def _is_optional(tp: Any) -> bool:
     return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
 
@@ -206,7 +204,7 @@ def allowed(f: dataclasses.Field[Any], tp: Any) -> str:
     """What a field accepts, in words: 'a number > 0', 'one of: sgd, adam'."""
     m = f.metadata
     if m.get("choices"):
-        return "one of: " + ", ".join(map(str, m["choices"]))
+        return "one of: " + ", ".join(map(str, m["choices"])) + (" or none" if _is_optional(tp) else "")
     bounds = [f"> {m['gt']}"] if m.get("gt") is not None else []
     bounds += [f">= {m['min']}"] if m.get("min") is not None else []
     bounds += [f"<= {m['max']}"] if m.get("max") is not None else []
@@ -219,9 +217,9 @@ def _coerce(name: str, value: Any, f: dataclasses.Field[Any], tp: Any) -> Any:
     def bad(why: str = "") -> ConfigError:
         return ConfigError(f"{name}: expected {allowed(f, tp)}, got {value!r}{why}")
 
-    if isinstance(value, str) and tp is not str:  # from the command line: a TOML literal
-        if _is_optional(tp) and value.lower() in ("none", "null", ""):
-            return None
+    if isinstance(value, str) and _is_optional(tp) and value.lower() in ("none", "null", ""):
+        return None  # TOML has no null: the command line's way to unset an optional field
+    if isinstance(value, str) and not _is_text(tp):  # from the command line: a TOML literal
         try:
             value = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
@@ -323,7 +321,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         *section, key = name.split(".")
         target = getattr(config, section[0]) if section else config
         value = getattr(target, key)
-        if isinstance(value, str) and tp is not str:
+        if isinstance(value, str) and not _is_text(tp):
             raise ConfigError(f"{name}: expected {allowed(f, tp)}, got {value!r}")
         setattr(target, key, _coerce(name, value, f, tp))
     b, o = config.bptt, config.optim

@@ -7,9 +7,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import Task
 from rnnlab.training import tbptt
-from rnnlab.training.config import ConfigError, EvalConfig
+from rnnlab.training.config import EvalConfig
 
 
 def evaluate(

@@ -13,11 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnlab.errors import DivergedError
 from rnnlab.training.config import GuardConfig
-
-
-class DivergedError(RuntimeError):
-    """Training kept producing non-finite values after every allowed rollback."""
 
 
 def nonfinite_grads(model: nn.Module) -> list[str]:

@@ -20,21 +20,22 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from rnnlab.diagnostics.training import TrainingDiagnostics
+from rnnlab.errors import CheckpointError, ConfigError
 from rnnlab.tasks.base import Task, describe
-from rnnlab.training import checkpoint, clipping, tbptt
+from rnnlab.training import checkpoint, clipping, record, tbptt
 from rnnlab.training.build import (
     Scheduler,
-    advance,
     build_optimizer,
     build_scheduler,
     current_lr,
     resolve_device,
     scale_lr,
     seed_everything,
+    step_schedule,
 )
-from rnnlab.training.checkpoint import CheckpointError, Checkpoints
-from rnnlab.training.config import ConfigError, TrainConfig, load, to_dict, validate
+from rnnlab.training.checkpoint import Checkpoints
+from rnnlab.training.config import TrainConfig, load, to_dict, validate
+from rnnlab.training.diagnostics import TrainingDiagnostics
 from rnnlab.training.evaluate import Best, check_metric, evaluate
 from rnnlab.training.guard import Guard
 from rnnlab.training.progress import ProgressBar
@@ -86,8 +87,7 @@ class State:
         """Continue from checkpoint `path`; one that does not fit the task, model or optimiser is an error
         here, before the run folder is touched."""
         payload = checkpoint.load(path)
-        saved_task = {**payload["config"]["task"], **payload["task"]}
-        wanted = {**to_dict(config)["task"], **describe(task)}
+        saved_task, wanted = payload["task"], describe(task)
         for key in sorted(saved_task.keys() & wanted.keys()):
             if saved_task[key] != wanted[key]:
                 raise ConfigError(
@@ -159,6 +159,7 @@ def train(
         config.out = str(folder)
     config = validate(copy.deepcopy(config) if config else TrainConfig())
     _check(model, task, config)
+    recorded = record.sections(model, task)  # config.toml's [task] and [model]: what is trained here
     b = config.bptt
     k1 = b.k1 if b.mode == "truncated" else 0  # 0: one window over the whole sequence
     keep = max(0, b.k2 - b.k1) if b.mode == "truncated" and b.k2 and b.k1 else 0  # context steps, k2 - k1
@@ -180,7 +181,7 @@ def train(
         run.truncate("metrics.jsonl", s.step)
     else:
         checkpoints.save(0, s.snapshot(config, task))  # the rollback target until the first periodic one
-    run.write_config(config, s.step)
+    run.write_config(config, s.step, recorded)
     forward = partial(tbptt.forward, model, keep=keep, output=task.output)
     windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
     bar = ProgressBar(config.steps, s.step, enabled=progress)
@@ -192,17 +193,18 @@ def train(
             window = next(windows)
             s.carry = tbptt.begin(s.carry, window, b.stateful)
             targets = window.targets(task.output)
-            if targets is None:  # output "last": windows before the batch's end only move the state on
-                with torch.no_grad():
-                    _, s.carry = forward(window.inputs, s.carry, end=False)
+            x, lengths, start = window.inputs, window.batch.lengths, window.start  # forward cuts the lengths
+            if targets is None:  # no loss: output "last" before the batch's end, or no row has a valid step
+                with torch.no_grad():  # the state moves on
+                    _, s.carry = forward(x, s.carry, end=window.last, lengths=lengths, start=start)
                 continue
 
             # ---- forward backward (one update's gradient; diagnostics wrap exactly this block)
             optimizer.zero_grad(set_to_none=True)
             with diagnostics.watch(s.step + 1):  # every diagnostics.every steps: into diagnostics.jsonl
-                outputs, s.carry = forward(
-                    window.inputs, s.carry, end=window.last, lengths=window.batch.lengths
-                )
+                outputs, s.carry = forward(x, s.carry, end=window.last, lengths=lengths, start=start)
+                if task.output == "sequence":  # the valid steps only: padding never reaches loss or metrics
+                    outputs, targets = tbptt.valid_steps(outputs, targets, window.lengths)
                 loss = task.loss(outputs, targets)
                 loss.backward()
             s.step, s.position = s.step + 1, window.position
@@ -224,7 +226,7 @@ def train(
             else:
                 clipped = clipper(model.parameters(), norm)
                 optimizer.step()
-            advance(scheduler)
+            step_schedule(scheduler)
 
             # ---- log: loss, gradient norm before and after clipping, lr, the task's metrics
             if s.step % config.log_every == 0 or bad is not None:
@@ -275,6 +277,7 @@ def train(
     )
     history.summary = {
         "task": describe(task),
+        "model": record.describe_model(model),
         "steps": s.step,
         "stopped": stopped,
         "final": {

@@ -1,21 +1,49 @@
-"""The progress bar: step, loss, a task metric and speed (rich), or nothing with `quiet`."""
+"""The progress bar: step, loss, a task metric and speed (rich), or nothing with `quiet`.
+
+`rich` is imported when an enabled bar is made, so `import rnnlab` does not load it; `say` prints to
+stderr either way.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rnnlab.text import format_number
+
+#: significant digits of the loss and the metric on the bar.
+DIGITS = 4
 
 
 class ProgressBar:
-    """`update(step, row)` after each logged step; `close()` at the end. Prints nothing when disabled."""
+    """`update(step, row)` after each logged step; `close()` at the end. Prints nothing when disabled.
 
-    def __init__(self, total: int, start: int = 0, enabled: bool = True, description: str = "train") -> None:
+    Args:
+        total: the step the run ends at.
+        start: the step it starts from (a resumed run's).
+        enabled: draw the bar; False prints nothing but `say`'s lines.
+        description: the bar's label.
+        file: where the bar and `say` write (stderr by default).
+    """
+
+    def __init__(
+        self,
+        total: int,
+        start: int = 0,
+        enabled: bool = True,
+        description: str = "train",
+        file: TextIO | None = None,
+    ) -> None:
         self.enabled, self.start, self.t0 = enabled, start, time.perf_counter()
-        self.console = Console(file=sys.stderr)
+        self.file = file
+        self.bar: Any = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = Console(file=file or sys.stderr)
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -23,30 +51,34 @@ class ProgressBar:
             TextColumn("{task.fields[stats]}"),
             TimeRemainingColumn(),
             console=self.console,
-            disable=not enabled,
         )
         self.task = self.bar.add_task(description, total=total, completed=start, stats="")
-        if enabled:
-            self.bar.start()
+        self.bar.start()
 
     def update(self, step: int, row: dict[str, Any], metric: str | None = None) -> None:
-        if not self.enabled:
+        if self.bar is None:
             return
-        rate = (step - self.start) / max(time.perf_counter() - self.t0, 1e-9)
-        stats = f"loss {format_value(row.get('loss'))}"
-        if metric and metric in row:
-            stats += f"  {metric} {format_value(row[metric])}"
-        self.bar.update(self.task, completed=step, stats=f"{stats}  {rate:.1f} steps/s")
+        self.bar.update(self.task, completed=step, stats=stats(row, metric, self.rate(step)))
+
+    def rate(self, step: int) -> float:
+        """Steps per second since this bar was made."""
+        return (step - self.start) / max(time.perf_counter() - self.t0, 1e-9)
 
     def say(self, message: str) -> None:
-        """A line above the bar (or on stderr without one): rollbacks, early stopping."""
-        self.console.print(message, highlight=False, soft_wrap=True)
+        """A line above the bar (or on stderr without one): verdicts, rollbacks, early stopping."""
+        if self.bar is not None:
+            self.console.print(message, highlight=False, soft_wrap=True, markup=False)
+        else:
+            print(message, file=self.file or sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self.enabled:
+        if self.bar is not None:
             self.bar.stop()
 
 
-def format_value(x: Any) -> str:
-    """A logged value for people: floats to 4 significant digits."""
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
+def stats(row: dict[str, Any], metric: str | None, rate: float) -> str:
+    """The bar's text: "loss 0.1235  mae 0.2791  12.3 steps/s"."""
+    text = f"loss {format_number(row.get('loss'), DIGITS)}"
+    if metric and metric in row:
+        text += f"  {metric} {format_number(row[metric], DIGITS)}"
+    return f"{text}  {rate:.1f} steps/s"

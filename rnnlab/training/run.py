@@ -1,13 +1,14 @@
 """The run folder: everything a run writes, in one place.
 
     runs/sine-20250101-120000/
-      config.toml          the resolved config (a resume that changes it keeps the old one beside it)
+      config.toml          the resolved config, [task] and [model] as trained (a resume that changes it
+                           keeps the old one beside it)
       metrics.jsonl        one JSON object per logged step; validation rows have "split": "val"
       events.jsonl         skipped non-finite steps, rollbacks, early stopping
       *.superseded.jsonl   rows logged after the checkpoint a resumed run continued from (then redone)
       checkpoints/         step-NNNNNN.pt (the last K) and best.pt
       tensorboard/         event files with the same scalars
-      summary.json         final and best metrics, steps, wall time, steps per second
+      summary.json         the task and model, final and best metrics, steps, wall time, steps per second
       loss.png             the loss curve
 
 Other parts of rnnlab add their own files with `append` (JSON lines) and `scalars` (TensorBoard). Files
@@ -23,15 +24,14 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch.utils.tensorboard import SummaryWriter
-
+from rnnlab.errors import RunFolderError
 from rnnlab.training import config as cfg
+from rnnlab.training import record
 
-
-class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked (it exists and is not being resumed, or is missing)."""
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 
 def default_folder(task_name: str) -> Path:
@@ -84,7 +84,10 @@ class RunDir:
 
     @property
     def tensorboard(self) -> SummaryWriter:
+        """The TensorBoard writer of tensorboard/, made (and tensorboard imported) at the first use."""
         if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
             self._tb = SummaryWriter(log_dir=str(self.path / "tensorboard"))
         return self._tb
 
@@ -125,9 +128,12 @@ class RunDir:
     def write_json(self, name: str, obj: Any) -> None:
         self.write_text(name, json.dumps(_finite(obj), indent=2) + "\n")
 
-    def write_config(self, config: cfg.TrainConfig, step: int = 0) -> None:
-        """Save the resolved config; a different one already there is kept as config.step-N.toml."""
-        file, text = self.path / "config.toml", cfg.dumps(config)
+    def write_config(
+        self, config: cfg.TrainConfig, step: int = 0, recorded: record.Sections | None = None
+    ) -> None:
+        """Save the resolved config, with [task] and [model] as `recorded` describes what was trained (see
+        record.py); a different config.toml already there is kept as config.step-N.toml."""
+        file, text = self.path / "config.toml", record.config_text(config, recorded)
         if file.is_file() and file.read_text() != text:
             self.write_text(f"config.step-{step:06d}.toml", file.read_text())
         self.write_text("config.toml", text)

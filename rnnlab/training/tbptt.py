@@ -13,6 +13,23 @@ k2 - k1 steps it has seen before (its context) and then over its k1 new steps; t
 With k2 = k1 there is no context and the windows are the chunks of pytorch/examples' word_language_model
 (`detach` below is its `repackage_hidden`). Full BPTT is one window over the whole sequence. Stateful
 training carries each batch's final state, detached, into the next batch of a stream.
+
+Variable lengths. A batch with `lengths` (B,) gives each window its own: row b has
+clamp(lengths[b] - start, 0, end - start) valid new steps, and the context steps run again use theirs
+(`forward` takes the batch's lengths and the window's start). A row whose sequence ended before a window
+runs no step in it: it keeps its state (the layer's rule for length 0) and adds nothing to the loss.
+
+    time ─►     0   2   4   6               k1 = 2, lengths = [7, 3, 1]
+    row 0       ■ ■ ■ ■ ■ ■ ■              window [2, 4): row 0 two steps, row 1 one, row 2 none
+    row 1       ■ ■ ■ · · · ·              window [4, 6): row 0 only
+    row 2       ■ · · · · · ·
+
+Where the padding is masked: for output "sequence" the loop hands the task only the valid steps
+(`valid_steps`: outputs and targets of the valid (row, step) pairs, as one (1, N, ·) sequence), so a
+task's loss and metrics, means over steps, never see padding and need no lengths of their own. A window
+in which no row has a valid step makes no update (`Window.empty`). For output "last" the loss is taken
+once per batch, at its last window, on each row's final state: for a row that ended in an earlier
+window that state is the carried one, detached, so its loss reaches only the read-out there.
 """
 
 from __future__ import annotations
@@ -24,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rnnlab.errors import DataError
 from rnnlab.tasks.base import Batch, Task
 
 
@@ -51,15 +69,45 @@ class Window:
     def inputs(self) -> Tensor:
         return self.batch.inputs[:, self.start : self.end]  # (B, k1, I)
 
+    @property
+    def lengths(self) -> Tensor | None:
+        """Valid new steps per row, clamp(lengths - start, 0, end - start) (B,); None: every step is."""
+        return window_lengths(self.batch.lengths, self.start, self.end)
+
+    @property
+    def empty(self) -> bool:
+        """Whether no row has a valid step among the new ones (every sequence ended before `start`)."""
+        lengths = self.lengths
+        return lengths is not None and not bool(lengths.any())
+
     def targets(self, output: str) -> Tensor | None:
-        """The targets of the new steps; None for a window without a loss (before the end, output "last")."""
+        """The targets of the new steps; None for a window without a loss: output "last" before the batch's
+        end, output "sequence" where no row has a valid step."""
         if output == "sequence":
-            return self.batch.targets[:, self.start : self.end]
+            return None if self.empty else self.batch.targets[:, self.start : self.end]
         return self.batch.targets if self.last else None
 
     @property
     def position(self) -> tuple[int, int, int]:
         return self.epoch, self.batch_index, self.index
+
+
+def window_lengths(lengths: Tensor | None, start: int, end: int) -> Tensor | None:
+    """The valid steps of each row among steps [start, end) of sequences of `lengths` (B,)."""
+    return None if lengths is None else (lengths - start).clamp(0, end - start)
+
+
+def valid_steps(outputs: Tensor, targets: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The outputs (B, T, O) and targets (B, T, ...) of the valid steps only, as one sequence (1, N, ·).
+
+    A step t of row b is valid when t < lengths[b]; without lengths (or with none cut short) both are
+    returned unchanged. Means over steps of the result are means over the valid steps of the batch.
+    """
+    T = outputs.shape[1]
+    if lengths is None or bool((lengths >= T).all()):
+        return outputs, targets
+    mask = torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
+    return outputs[mask][None], targets[mask][None]
 
 
 def spans(length: int, k1: int) -> list[tuple[int, int]]:
@@ -98,11 +146,20 @@ def check_batch(batch: Batch, where: str) -> None:
     """Bad data is an error that names the batch, not a silent NaN in the loss."""
     x = batch.inputs
     if x.dim() != 3:
-        raise ValueError(f"{where}: inputs must be (batch, time, features), got shape {tuple(x.shape)}")
+        raise DataError(f"{where}: inputs must be (batch, time, features), got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
-        raise ValueError(f"{where}: inputs contain NaN or Inf")
+        raise DataError(f"{where}: inputs contain NaN or Inf")
     if batch.targets.is_floating_point() and not torch.isfinite(batch.targets).all():
-        raise ValueError(f"{where}: targets contain NaN or Inf")
+        raise DataError(f"{where}: targets contain NaN or Inf")
+    lengths = batch.lengths
+    if lengths is not None:
+        B, T = x.shape[:2]
+        if lengths.is_floating_point() or lengths.dtype == torch.bool or lengths.shape != (B,):
+            got = f"{lengths.dtype} of shape {tuple(lengths.shape)}"
+            raise DataError(f"{where}: lengths must be {B} integers (one per row), got {got}")
+        if B and not bool(((lengths >= 0) & (lengths <= T)).all()):
+            low, high = int(lengths.min()), int(lengths.max())
+            raise DataError(f"{where}: lengths must lie in [0, {T}] (the time steps), got {low} to {high}")
 
 
 def begin(carry: Carry, window: Window, stateful: bool) -> Carry:
@@ -130,21 +187,28 @@ def forward(
     output: str,
     end: bool,
     lengths: Tensor | None = None,
+    start: int = 0,
 ) -> tuple[Tensor, Carry]:
     """Run one window of new steps x (B, k1, I); return their outputs and the carry for the next window.
 
     `keep` = k2 - k1 context steps go to the next window; at the batch's `end` the carry is the final state.
+    `lengths` (B,) are the whole sequences' and `start` is the step of the batch that x begins at: each run
+    over steps [a, b) of the batch gets clamp(lengths - a, 0, b - a), the context steps included.
     The model needs `forward_with_state(x, state, lengths) -> (y, state)` (as `rnnlab.SequenceModel`).
     """
     seen = 0 if carry.context is None else carry.context.shape[1]
+    if lengths is not None and seen > start:
+        raise ValueError(f"a context of {seen} steps before step {start}: the context holds steps before x")
     if seen:
         x = torch.cat([carry.context, x], dim=1)  # type: ignore[list-item]  # (B, seen + k1, I)
-    T = x.shape[1]
+    T, first = x.shape[1], start - seen  # x holds steps [first, first + T) of the batch
     split = T if end else T - min(keep, T)  # the next window starts from the state at `split`
     ys, state, split_state = [], carry.state, carry.state
     for a, b in ((0, split), (split, T)):
         if b > a:
-            y, state = model.forward_with_state(x[:, a:b], state, lengths)
+            y, state = model.forward_with_state(
+                x[:, a:b], state, window_lengths(lengths, first + a, first + b)
+            )
             ys.append(y)
         if b == split:
             split_state = state

@@ -1,4 +1,4 @@
-"""Diagnostics during training: a probe every N steps, into the run folder.
+"""Diagnostics in training: the loop's adapter from `rnnlab.watch` to the run folder, every N steps.
 
     [diagnostics]                      rnnlab train ... --diagnostics.every=100
     every = 100
@@ -19,17 +19,14 @@ import math
 import statistics
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
-from rnnlab.diagnostics import plots
 from rnnlab.diagnostics.probe import Probe, watch
 from rnnlab.diagnostics.report import LayerReport, Report
-
-if TYPE_CHECKING:
-    from rnnlab.training.config import DiagnosticsConfig
-    from rnnlab.training.run import RunDir
+from rnnlab.training.config import DiagnosticsConfig
+from rnnlab.training.run import RunDir
 
 FILE = "diagnostics.jsonl"
 
@@ -72,6 +69,8 @@ class TrainingDiagnostics:
         self.run.scalars("diagnostics", {"grad_norm": report.grad_norm}, step)
         for name, layer in report.layers.items():
             self.run.scalars(f"diagnostics/{name}", _headline(layer), step)
+        from rnnlab.diagnostics import plots  # matplotlib loads with the first probe, not with rnnlab
+
         fig = plots.profile_heatmap(self.history)
         self.run.tensorboard.add_image(
             "diagnostics/grad_flow", plots.figure_to_array(fig), step, dataformats="HWC"
@@ -85,6 +84,8 @@ class TrainingDiagnostics:
         """The figures of the run's probes, as PNGs in `<run>/diagnostics/` (when `config.plots`)."""
         if not self.config.plots or not self.history:
             return []
+        from rnnlab.diagnostics import plots
+
         return plots.save_all(self.history, self.run.path / "diagnostics")
 
 

@@ -71,3 +71,11 @@ def test_verdicts_are_said_live_when_they_change(tmp_path, capsys):
 
 def history_rows(history):
     return [json.loads(line) for line in (history.run_dir / "diagnostics.jsonl").read_text().splitlines()]
+
+
+def test_the_adapter_lives_with_the_loop_and_probes_every_nth_step(tmp_path):
+    from rnnlab.training.diagnostics import TrainingDiagnostics
+    from rnnlab.training.run import RunDir
+
+    probe = TrainingDiagnostics(SequenceModel(1, 4, 1), DiagnosticsConfig(every=3), RunDir(tmp_path / "run"))
+    assert [step for step in range(1, 10) if probe.due(step)] == [3, 6, 9]
