@@ -33,6 +33,7 @@ from rnnlab.training import (
     GuardConfig,
     History,
     ModelConfig,
+    NumericsConfig,
     OptimConfig,
     ScheduleConfig,
     TrainConfig,
@@ -80,6 +81,7 @@ __all__ = [
     "EvalConfig",
     "CheckpointConfig",
     "DiagnosticsConfig",
+    "NumericsConfig",
     # errors
     "UserError",
     "ConfigError",

@@ -72,3 +72,30 @@ def test_the_jacobian_analysis_does_not_depend_on_flushing():
         torch.as_tensor(on["encoder.l0"].norms), torch.as_tensor(off["encoder.l0"].norms)
     )
     assert on["encoder.l0"].gamma == pytest.approx(off["encoder.l0"].gamma)
+
+
+class RecordingTask(rnnlab.tasks.TensorTask):
+    """Notes whether denormals are flushed each time the loop asks for a loss."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen: list[bool] = []
+
+    def loss(self, outputs, targets):
+        self.seen.append(flushing_denormals())
+        return super().loss(outputs, targets)
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_train_and_evaluate_flush_as_configured_and_restore(tmp_path, flush):
+    torch.set_flush_denormal(False)
+    x = torch.randn(16, 5, 1)
+    task = RecordingTask(x, x.mean(1), batch_size=8, val=(x[:8], x[:8].mean(1)))
+    model = rnnlab.SequenceModel(1, 4, 1)
+    config = rnnlab.TrainConfig(steps=3, out=str(tmp_path / "run"), numerics=rnnlab.NumericsConfig(flush))
+    rnnlab.train(model, task, config, progress=False)
+    assert task.seen and set(task.seen) == {flush}  # training steps and the evaluation at the end
+    assert not flushing_denormals()
+    task.seen.clear()
+    rnnlab.evaluate(model, task)
+    assert task.seen == [True] and not flushing_denormals()

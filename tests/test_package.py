@@ -17,6 +17,7 @@ CONFIGS = (
     "EvalConfig",
     "CheckpointConfig",
     "DiagnosticsConfig",
+    "NumericsConfig",
 )
 
 

@@ -144,6 +144,15 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class NumericsConfig:
+    flush_denormal: bool = option(
+        True,
+        "flush denormal floats to zero on the CPU during the run (a vanishing gradient is then ~10x faster "
+        "on x86; the caller's setting is restored afterwards)",
+    )
+
+
+@dataclass
 class TrainConfig:
     """Everything a run needs; saved as the run's `config.toml`.
 
@@ -166,6 +175,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    numerics: NumericsConfig = field(default_factory=NumericsConfig)
 
 
 # ------------------------------------------------------------------------------------------------ fields

@@ -8,18 +8,26 @@ import torch
 from torch import nn
 
 from rnnlab.errors import ConfigError
+from rnnlab.numerics import flush_denormals
 from rnnlab.tasks.base import Task
 from rnnlab.training import tbptt
 from rnnlab.training.config import EvalConfig
 
 
 def evaluate(
-    model: nn.Module, task: Task, device: torch.device | str | None = None, stateful: bool = False
+    model: nn.Module,
+    task: Task,
+    device: torch.device | str | None = None,
+    stateful: bool = False,
+    *,
+    flush_denormal: bool = True,
 ) -> dict[str, float]:
     """Loss and metrics averaged over the task's validation sequences ({} without validation batches).
 
     Whole sequences, no gradient, the model in eval mode (restored after); `device` defaults to the model's;
-    `stateful` carries the state across the batches of a stream as training does.
+    `stateful` carries the state across the batches of a stream as training does. For per-step outputs
+    the averages are over the valid steps (padding past each length is left out), else over sequences.
+    Denormals are flushed to zero meanwhile (`rnnlab.flush_denormals`; the caller's setting is restored).
 
     Example:
         >>> rnnlab.evaluate(model, task)
@@ -32,7 +40,7 @@ def evaluate(
     totals: dict[str, float] = {}
     count = 0
     carry = tbptt.Carry()
-    with torch.no_grad():
+    with torch.no_grad(), flush_denormals(flush_denormal):
         for i, batch in enumerate(task.val_batches()):
             tbptt.check_batch(batch, f"validation batch {i}")
             batch = batch.to(device)
@@ -43,13 +51,20 @@ def evaluate(
             y, carry = tbptt.forward(
                 model, batch.inputs, carry, keep=0, output=task.output, end=True, lengths=batch.lengths
             )
-            values = {"loss": float(task.loss(y, batch.targets)), **task.metrics(y, batch.targets)}
-            rows = batch.inputs.shape[0]
+            targets = batch.targets
+            if task.output == "sequence":  # the valid steps, as one (1, N, ·) sequence
+                y, targets = tbptt.valid_steps(y, targets, batch.lengths)
+                weight = y.shape[0] * y.shape[1]
+            else:
+                weight = y.shape[0]
+            if weight == 0:
+                continue
+            values = {"loss": float(task.loss(y, targets)), **task.metrics(y, targets)}
             for name, value in values.items():
-                totals[name] = totals.get(name, 0.0) + value * rows
-            count += rows
+                totals[name] = totals.get(name, 0.0) + value * weight
+            count += weight
     model.train(was_training)
-    return {name: total / count for name, total in totals.items()}
+    return {name: total / count for name, total in totals.items()} if count else {}
 
 
 def check_metric(model: nn.Module, task: Task, device: torch.device, config: EvalConfig) -> None:

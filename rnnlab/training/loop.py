@@ -21,6 +21,7 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from rnnlab.errors import CheckpointError, ConfigError
+from rnnlab.numerics import flush_denormals
 from rnnlab.tasks.base import Task, describe
 from rnnlab.training import checkpoint, clipping, record, tbptt
 from rnnlab.training.build import (
@@ -151,13 +152,22 @@ def train(
         resume: a run folder (continue from its latest checkpoint) or a checkpoint file in one; the run goes
             on up to `config.steps`.
         progress: show a progress bar.
+
+    Denormal floats are flushed to zero on the CPU for the run (`numerics.flush_denormal`, see
+    `rnnlab.numerics`); the caller's setting is restored when it returns.
     """
-    # ---- setup: config, run folder, seeds, device, optimiser, schedule, checkpoints
     if resume is not None:
-        ckpt_path, folder = _resume_paths(Path(resume))
+        folder = _resume_paths(Path(resume))[1]
         config = copy.deepcopy(config) if config else load(folder / "config.toml")
         config.out = str(folder)
     config = validate(copy.deepcopy(config) if config else TrainConfig())
+    with flush_denormals(config.numerics.flush_denormal):
+        return _train(model, task, config, resume, progress)
+
+
+def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path | None, progress: bool):
+    # ---- setup: run folder, seeds, device, optimiser, schedule, checkpoints
+    ckpt_path = _resume_paths(Path(resume))[0] if resume is not None else None
     _check(model, task, config)
     recorded = record.sections(model, task)  # config.toml's [task] and [model]: what is trained here
     b = config.bptt
@@ -174,7 +184,7 @@ def train(
     clipper = clipping.Clipper(config.clip)
     s = State(model, optimizer, scheduler, clipper, Guard(config.guard), Best(config.eval))
     checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep)
-    if resume is not None:
+    if ckpt_path is not None:
         s.restore(ckpt_path, config, task, device)
         if s.step >= config.steps:
             raise ConfigError(f"steps: the run in {run.path} is at step {s.step} already; ask for more steps")
@@ -242,7 +252,7 @@ def train(
             # ---- evaluate: validation loss and metrics, the best checkpoint, the plateau schedule
             done = s.step >= config.steps
             if (config.eval.every and s.step % config.eval.every == 0) or done:
-                val = evaluate(model, task, device, b.stateful)
+                val = evaluate(model, task, device, b.stateful, flush_denormal=config.numerics.flush_denormal)
                 if val:
                     run.log({"step": s.step, "split": "val", **val})
                     if s.best.update(val, s.step):
