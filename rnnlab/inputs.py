@@ -38,7 +38,7 @@ def read(layer: Any, input: Tensor | PackedSequence, hx: Any = None, lengths: An
     else:
         x, unbatched = _time_major(input, layer.batch_first)
     T, B, _ = x.shape
-    _check_input(x, layer.input_size, layer.get_parameter("weight_ih_l0"))
+    _check_input(x, layer.input_size, layer.first_weight)
     lengths = _check_lengths(lengths, T, B, x.device)
     shape = (layer.num_layers * layer.num_directions, B, layer.hidden_size)
     return Inputs(x, _initial_state(hx, shape, layer.state_fields, x, unbatched), lengths, unbatched, packed)

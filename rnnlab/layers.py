@@ -136,6 +136,9 @@ class Recurrent(nn.Module):
                     p = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
                     self.register_parameter(self._name(name, layer, direction), p)
         self.paths = [fused.fast_paths(c) for c in self.cells]
+        self._flat_weight_names = [
+            self._name(n, unit.layer, unit.direction) for unit in self.units() for n in unit.params
+        ]
         self._place_cells()
         self.reset_parameters()
 
@@ -165,13 +168,13 @@ class Recurrent(nn.Module):
     def init_state(self, batch: int) -> Any:
         """The zero initial state for `batch` sequences as `forward` takes it: `h_0` or `(h_0, c_0)`, each
         (num_layers * D, batch, H), on this layer's device and dtype."""
-        w = self.get_parameter("weight_ih_l0")
+        w = self.first_weight
         zeros = torch.zeros(self.num_layers * self.num_directions, batch, self.hidden_size, dtype=w.dtype)
         fields = tuple(zeros.to(w.device) for _ in self.state_fields)
         return fields[0] if len(fields) == 1 else fields
 
     def _place_cells(self) -> None:
-        w = self.get_parameter("weight_ih_l0")
+        w = self.first_weight
         for c in self.cells:
             c.place(w.device, w.dtype)
 
@@ -189,6 +192,13 @@ class Recurrent(nn.Module):
             fused.flatten(self._flat_weights(), op, self)
 
     @property
+    def first_weight(self) -> Tensor:
+        """`weight_ih_l0`: where the layer's parameters live (device, dtype)."""
+        w = self._parameters["weight_ih_l0"]
+        assert w is not None
+        return w
+
+    @property
     def cell(self) -> Cell:
         """The first layer's cell (all layers share its type)."""
         return self.cells[0]
@@ -203,7 +213,7 @@ class Recurrent(nn.Module):
             return False
         if self.execution == "fused":
             return self.paths[0].fused_op is not None
-        return fused.auto_uses_fused(self.paths[0], self.get_parameter("weight_ih_l0").device)
+        return fused.auto_uses_fused(self.paths[0], self.first_weight.device)
 
     def extra_repr(self) -> str:
         name = type(self.cells[0]).__name__
@@ -268,7 +278,7 @@ class Recurrent(nn.Module):
 
     def _flat_weights(self) -> list[Tensor]:
         """torch's flat weight list: per layer and direction, weight_ih, weight_hh (, bias_ih, bias_hh)."""
-        return [t for unit in self.units() for t in unit.params.values()]
+        return [self._parameters[name] for name in self._flat_weight_names]  # type: ignore[misc]
 
     def _empty(self, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Outputs (T, 0, D*H) and final states of an empty batch, connected to every parameter (with zero

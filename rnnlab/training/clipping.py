@@ -27,13 +27,20 @@ def grads(params: Iterable[nn.Parameter]) -> list[Tensor]:
 
 
 def global_norm(params: Iterable[nn.Parameter]) -> Tensor:
-    """‖g‖₂ over all gradients, as a float64 0-dim tensor (NaN or Inf only when a gradient is): in float32
-    the squares overflow once the norm passes ~1e19, and an exploding RNN gets there."""
-    gs = grads(params)
+    """‖g‖₂ over all gradients, as a float64 0-dim tensor, NaN or Inf only when a gradient is.
+
+    One fused pass in the gradients' dtype (`torch._foreach_norm`); only when that is not finite is it
+    redone in float64, to tell a float32 overflow of the squares (norms past ~1e19, which an exploding RNN
+    reaches) from a gradient that really holds NaN or Inf. So one number also answers "is it finite?".
+    """
+    gs = [g.detach() for g in grads(params)]
     if not gs:
         return torch.zeros((), dtype=torch.float64)
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gs)).double())
+    if bool(torch.isfinite(norm)):
+        return norm
     return torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.float64) for g in gs])
+        torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64) for g in gs])
     )
 
 

@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rnnlab.errors import RunFolderError
 from rnnlab.training import config as cfg
@@ -32,6 +32,10 @@ from rnnlab.training import record
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
+
+
+#: the most points loss.png draws of one curve (longer runs are thinned evenly).
+PLOT_POINTS = 2000
 
 
 def default_folder(task_name: str) -> Path:
@@ -71,6 +75,7 @@ class RunDir:
     """A run folder, opened fresh (it must not hold a run already) or to resume (it must)."""
 
     def __init__(self, path: str | Path, *, resume: bool = False) -> None:
+        self._open: dict[str, IO[str]] = {}  # JSON-lines files being appended to
         self.path = Path(path)
         if resume:
             resume_folder(self.path)  # a run must be there
@@ -92,9 +97,13 @@ class RunDir:
         return self._tb
 
     def append(self, name: str, row: Mapping[str, Any]) -> None:
-        """Append one JSON object as a line of `name` (non-finite numbers become null)."""
-        with open(self.path / name, "a") as f:
-            f.write(json.dumps(_finite(row)) + "\n")
+        """Append one JSON object as a line of `name` (non-finite numbers become null). The file stays open
+        for the run; each line reaches the OS at once, so a killed process loses none."""
+        f = self._open.get(name)
+        if f is None:
+            f = self._open[name] = open(self.path / name, "a")  # noqa: SIM115  (closed by close())
+        f.write(json.dumps(_finite(row)) + "\n")
+        f.flush()
 
     def read(self, name: str) -> list[dict[str, Any]]:
         """The JSON lines of `name` ([] when there is none)."""
@@ -108,10 +117,19 @@ class RunDir:
         self.append("events.jsonl", {"event": event, "step": step, **details})
 
     def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
-        """Log the finite numbers of `values` to TensorBoard as `prefix/name`."""
-        for name, value in values.items():
-            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-                self.tensorboard.add_scalar(f"{prefix}/{name}", value, step)
+        """Log the finite numbers of `values` to TensorBoard as `prefix/name`, in one event (one record
+        for all of them instead of one per scalar: the writer's per-call cost dominates small runs)."""
+        from torch.utils.tensorboard.summary import scalar
+
+        tags = [
+            scalar(f"{prefix}/{name}", float(value)).value[0]
+            for name, value in values.items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ]
+        if tags:
+            writer = self.tensorboard
+            summary = type(scalar("", 0.0))(value=tags)
+            writer._get_file_writer().add_summary(summary, step)
 
     def log(self, row: Mapping[str, Any]) -> None:
         """A metrics row: to metrics.jsonl and, under train/ or val/, to TensorBoard."""
@@ -121,6 +139,8 @@ class RunDir:
 
     def write_text(self, name: str, text: str) -> None:
         """Replace `name` atomically (temporary file, rename): a crash leaves the old file or the new."""
+        if name in self._open:  # appends must go to the new file, not the replaced one
+            self._open.pop(name).close()
         tmp = self.path / f".{name}.tmp-{os.getpid()}"
         tmp.write_text(text)
         os.replace(tmp, self.path / name)
@@ -151,34 +171,51 @@ class RunDir:
         return kept
 
     def plot_loss(self) -> Path:
-        """loss.png: the training loss per step and the validation loss, from metrics.jsonl."""
-        from matplotlib.figure import Figure  # no pyplot: draws with Agg and leaves the user's backend alone
+        """loss.png: the training loss per step and the validation loss, from metrics.jsonl.
+
+        Drawn in ~50 ms: no pyplot (Agg, the user's backend left alone), fixed margins instead of
+        tight_layout, plain tick labels instead of mathtext, at most `PLOT_POINTS` points a curve."""
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import LogFormatter, LogLocator
 
         rows = self.read("metrics.jsonl")
         fig = Figure(figsize=(6, 4))
+        fig.subplots_adjust(left=0.15, right=0.97, top=0.92, bottom=0.12)
         ax = fig.subplots()
         for split, style in (("train", "-"), ("val", "o-")):
             pts = [
                 (r["step"], r["loss"]) for r in rows if r.get("split") == split and r.get("loss") is not None
             ]
+            pts = pts[:: max(1, len(pts) // PLOT_POINTS)]
             if pts:
                 ax.plot(*zip(*pts, strict=True), style, label=f"{split} loss", markersize=3)
         positive = all(r["loss"] > 0 for r in rows if r.get("loss") is not None)
         if rows and positive:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(LogFormatter())
+            ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))  # not all eight: each tick is an artist
+            ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.set_title(self.path.name)
         ax.legend()
-        fig.tight_layout()
         out = self.path / "loss.png"
         fig.savefig(out, dpi=100)
         return out
 
     def close(self) -> None:
+        self._close_files()
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+    def _close_files(self) -> None:
+        for f in self._open.values():
+            f.close()
+        self._open.clear()
+
+    def __del__(self) -> None:  # a RunDir dropped without close(): its files still close cleanly
+        self._close_files()
 
 
 def _finite(x: Any) -> Any:
