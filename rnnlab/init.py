@@ -164,7 +164,7 @@ def initialize(
                 for name in names:
                     for block in blocks(params[name], gates):
                         fn(block)
-            if init is not None:
+            if input_init is not None or recurrent_init is not None:  # a named init, not "default"
                 for name in cell.gate_biases:
                     if name in params:
                         params[name].zero_()

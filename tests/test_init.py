@@ -202,3 +202,14 @@ def test_the_layer_shows_its_arguments():
         == "Recurrent(GRUCell, 2, 4, forget_bias=1.0)"
     )
     assert "nonlinearity='relu'" in repr(rnnlab.RNN(2, 4, nonlinearity="relu"))
+
+
+def test_default_by_name_is_the_default():
+    """init="default" (what a config file says) changes nothing: torch's uniform init, biases included."""
+    torch.manual_seed(0)
+    named = rnnlab.GRU(3, 5, init="default")
+    torch.manual_seed(0)
+    plain = rnnlab.GRU(3, 5)
+    for (name, p), q in zip(named.named_parameters(), plain.parameters(), strict=True):
+        assert torch.equal(p, q), name
+    assert named.bias_ih_l0.abs().sum() > 0

@@ -138,7 +138,7 @@ def windows(
                 if after is None or (epoch, b, w) > after:
                     yield Window(epoch, b, w, batch, start, end, last=w == len(parts) - 1)
         if count == 0:
-            raise ValueError(f"task {task.name!r} yielded no training batches in epoch {epoch}")
+            raise DataError(f"task {task.name!r} yielded no training batches in epoch {epoch}")
         epoch += 1
 
 
@@ -176,7 +176,7 @@ def begin(carry: Carry, window: Window, stateful: bool) -> Carry:
         return Carry()
     rows = window.batch.inputs.shape[0]
     if state_rows(carry.state) != rows:
-        raise ValueError(
+        raise DataError(
             f"bptt.stateful: batch {window.batch_index} of epoch {window.epoch} has {rows} rows but the "
             f"carried state has {state_rows(carry.state)}; a stream needs batches of equal size"
         )
