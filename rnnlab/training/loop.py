@@ -241,6 +241,7 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
             # ---- log: loss, gradient norm before and after clipping, lr, the task's metrics
             if s.step % config.log_every == 0 or bad is not None:
                 row = _train_row(s.step, window, loss_value, clipped, lr, skipped=bad is not None)
+                row["time_s"] = time.perf_counter() - t0  # since this session of the run began
                 if bad is None:
                     with torch.no_grad():
                         task_metrics = task.metrics(outputs.detach(), targets)

@@ -134,7 +134,7 @@ class RunDir:
     def log(self, row: Mapping[str, Any]) -> None:
         """A metrics row: to metrics.jsonl and, under train/ or val/, to TensorBoard."""
         self.append("metrics.jsonl", row)
-        values = {k: v for k, v in row.items() if k not in ("step", "split", "epoch", "batch")}
+        values = {k: v for k, v in row.items() if k not in ("step", "split", "epoch", "batch", "time_s")}
         self.scalars(str(row.get("split", "train")), values, int(row["step"]))
 
     def write_text(self, name: str, text: str) -> None:
