@@ -10,6 +10,10 @@ Whose fault an error is decides how it is shown (`rnnlab.errors`):
   a run that diverges beyond repair (`DivergedError`) exits with 1;
 - anything else is a bug in rnnlab: its traceback, then a line saying so, exit status 1.
 RNNLAB_TRACEBACK=1 shows the traceback of the user's errors too.
+
+Ctrl-C or SIGTERM during a run ends its step, writes a checkpoint and the summary, prints
+`interrupted at step N; resume with: rnnlab train --resume DIR` and exits with 130 (SIGINT) or 143
+(SIGTERM); a second signal stops at once, in one line, with the same status.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rnnlab.errors import ConfigError, DivergedError, UserError
+from rnnlab.errors import ConfigError, DivergedError, Interrupted, UserError
 from rnnlab.text import format_number as _fmt
 from rnnlab.training import config as cfg
 
@@ -39,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args, extra))
+    except Interrupted as e:  # the run saved what it could and says how to go on
+        print(e, file=sys.stderr)
+        return e.status
     except KeyboardInterrupt:
         print(f"rnnlab {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -110,13 +117,19 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_overrides(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
-    """The config values given as flags; unknown `--section.key=value` flags become errors naming them."""
+    """The config values given as flags; unknown flags, `--section.key=value` or `--section.key value`,
+    become errors naming them (when the config is built)."""
     overrides = {name: getattr(args, name) for name, _, _ in cfg.fields() if hasattr(args, name)}
-    for item in extra:
-        key, _, value = item.lstrip("-").partition("=")
+    i = 0
+    while i < len(extra):
+        item = extra[i]
+        key, equals, value = item.lstrip("-").partition("=")
         if not item.startswith("--") or not key:
             raise ConfigError(f"unexpected argument {item!r}")
+        if not equals and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            i, value = i + 1, extra[i + 1]  # `--flag value`: the next argument is its value
         overrides[key] = value
+        i += 1
     return overrides
 
 

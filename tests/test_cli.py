@@ -42,7 +42,7 @@ def test_a_config_file_with_flags_on_top(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--optim.lr=-1"], "rnnlab train: error: optim.lr: expected a number > 0.0, got -1"),
+        (["--optim.lr=-1"], "rnnlab train: error: optim.lr: expected a number > 0.0 and <= 1e6, got -1"),
         (["--optim.lrr=1"], "unknown setting 'optim.lrr'; did you mean 'optim.lr'?"),
         (
             ["--clip.mode", "sometimes"],
@@ -58,6 +58,15 @@ def test_a_config_file_with_flags_on_top(tmp_path):
         (["--config", "missing.toml"], "config file not found: missing.toml"),
         (["--resume", "nowhere"], "--resume: no run in nowhere"),
         (["stray"], "unexpected argument 'stray'"),
+        (["--optim.lrr", "0.1"], "unknown setting 'optim.lrr'; did you mean 'optim.lr'?"),
+        (
+            ["--optim.lr=inf"],
+            "optim.lr: expected a number > 0.0 and <= 1e6, got inf (a number must be finite)",
+        ),
+        (["--optim.lr=1e38"], "optim.lr: expected a number > 0.0 and <= 1e6, got 1e+38"),
+        (["--optim.betas=[1.0, 0.999]"], "optim.betas: expected a number >= 0.0 and < 1.0, got 1.0"),
+        (["--model.forget_bias=nan"], "model.forget_bias: expected a number >= -100.0 and <= 100.0, got nan"),
+        (["--optim.weight_decay=inf"], "optim.weight_decay: expected a number >= 0.0 and <= 1e6, got inf"),
     ],
 )
 def test_bad_input_is_one_line_without_a_traceback(tmp_path, capsys, monkeypatch, args, message):
@@ -66,6 +75,29 @@ def test_bad_input_is_one_line_without_a_traceback(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()  # nothing was written
+
+
+def test_a_toml_string_for_a_number_and_out_at_a_file_are_one_line(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('steps = "5"\n')
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "steps: expected an integer >= 1, got '5' (text: write the value without quotes)" in err
+    (tmp_path / "file").write_text("mine")
+    assert main(["train", "--steps", "2", "--out", str(tmp_path / "file"), *TINY]) == 2
+    assert f"run folder {tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "mine" and not (tmp_path / "run").exists()
+
+
+def test_a_model_too_large_for_memory_is_refused_with_its_size(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--steps", "2", "--out", str(out), *TINY, "--model.hidden_size=10000000000"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        "model.hidden_size: a lstm model of 1 layer(s) of 10000000000 units has about 4e+20 parameters" in err
+    )
+    assert "1.6e+21 bytes" in err and "bytes of memory" in err and not out.exists()
 
 
 def test_an_existing_run_folder_is_refused_and_left_alone(tmp_path, capsys):
@@ -83,7 +115,8 @@ def test_resuming_with_another_model_is_one_line_and_leaves_the_run_alone(tmp_pa
     config = (out / "config.toml").read_text()
     assert main(["train", "--resume", str(out), "--steps", "4", "--model.hidden_size=16", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "does not fit the model" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert "model.hidden_size: the run in" in err and "was trained with 8, got 16" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
     assert (out / "config.toml").read_text() == config and not list(out.glob("config.step-*"))
 
 

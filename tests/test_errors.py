@@ -44,3 +44,17 @@ def test_bad_data_is_a_data_error_naming_the_batch():
 def test_a_checkpoint_that_is_missing_is_a_user_error(tmp_path):
     with pytest.raises(errors.UserError, match="checkpoint not found"):
         checkpoint.load(tmp_path / "nope.pt")
+
+
+def test_an_interrupted_run_is_a_keyboard_interrupt_with_the_shells_exit_status():
+    import signal
+
+    stop = errors.Interrupted(signal.SIGTERM, step=4, resume="rnnlab train --resume runs/x")
+    assert isinstance(stop, KeyboardInterrupt) and not isinstance(stop, errors.UserError)
+    assert stop.status == 143 and errors.Interrupted(signal.SIGINT).status == 130
+    assert str(stop) == "interrupted at step 4; resume with: rnnlab train --resume runs/x"
+    at_once = errors.Interrupted(signal.SIGINT, at_once=True, step=4, resume="rnnlab train --resume runs/x")
+    assert str(at_once) == (
+        "stopped at once by a second SIGINT after step 4; resume from its last checkpoint with: "
+        "rnnlab train --resume runs/x"
+    )

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlab.errors import ConfigError
+from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks import TASKS, SineTask, TaskConfig, TensorTask, batchify, describe, make_task
 
 
@@ -25,6 +25,51 @@ def test_tensor_task_rejects_mismatched_data():
         TensorTask(torch.rand(20, 5, 1), torch.rand(19, 1))
     with pytest.raises(ValueError, match="loss must be one of"):
         TensorTask(torch.rand(20, 5, 1), torch.rand(20, 1), loss="l1")
+
+
+X, Y = torch.rand(20, 5, 2), torch.rand(20, 1)
+CLASSES = torch.arange(20) % 3  # classes 0, 1, 2
+NAN = X.clone().index_put_((torch.tensor(3), torch.tensor(1), torch.tensor(0)), torch.tensor(float("nan")))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((X, Y[:, 0]), {}, r"MSE targets must be \(N, O\) or \(N, T, O\), got \(20,\).*shape \(20, 1\)"),
+        ((X, Y), {"val": (X[:5], Y[:4])}, r"5 val input sequences but 4 targets"),
+        (
+            (X, Y),
+            {"val": (X[:5, :, :1], Y[:5])},
+            r"val inputs \(5, 5, 1\) .* must be shaped as the training data",
+        ),
+        ((X[:, :0], Y), {}, r"inputs \(20, 0, 2\) hold no data"),
+        ((X[:0], Y[:0]), {}, r"inputs \(0, 5, 2\) hold no data"),
+        ((X.long(), Y), {}, r"inputs must be floating point, got torch.int64: convert them with .float\(\)"),
+        ((NAN, Y), {}, r"^inputs contain NaN or Inf \(the first at \[3, 1, 0\]: nan\)"),
+        (
+            (X, Y.clone().fill_(float("inf"))),
+            {},
+            r"^targets contain NaN or Inf \(the first at \[0, 0\]: inf\)",
+        ),
+        ((X, Y), {"val": (NAN, Y)}, r"^val inputs contain NaN or Inf"),
+        ((X, Y.long()), {}, r"MSE targets must be floating point, got torch.int64"),
+        (
+            (X, CLASSES.float()),
+            {"loss": "cross_entropy"},
+            r"class targets must be integer class indices, got tor",
+        ),
+        ((X, CLASSES - 1), {"loss": "cross_entropy"}, r"class targets must be >= 0, got -1"),
+        (
+            (X, CLASSES),
+            {"loss": "cross_entropy", "num_classes": 2},
+            r"targets hold class 2, but num_classes = 2",
+        ),
+        ((X, torch.rand(20, 4, 1)), {}, r"per-step targets have 4 steps, inputs 5"),
+    ],
+)
+def test_tensor_task_checks_its_data_when_it_is_made(args, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        TensorTask(*args, **kwargs)
 
 
 def test_train_batches_cover_every_sequence_once_and_depend_only_on_the_generator():

@@ -8,7 +8,7 @@ from rnnlab.cells import CELLS
 from rnnlab.tasks import TensorTask
 from rnnlab.training import ConfigError, ModelConfig, build_model
 from rnnlab.training import config as cfg
-from rnnlab.training.build import build_optimizer, step_schedule
+from rnnlab.training.build import build_optimizer, model_parameters, step_schedule
 
 TASK = TensorTask(torch.rand(8, 4, 3), torch.rand(8, 2))
 
@@ -91,3 +91,28 @@ def test_step_schedule_steps_a_lambda_schedule_and_leaves_plateau_to_the_metric(
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0)
     step_schedule(plateau)
     assert plateau.last_epoch == 0
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_models_size_is_known_before_it_is_built(cell, bidirectional):
+    config = ModelConfig(
+        cell=cell, hidden_size=5, num_layers=2, bidirectional=bidirectional, bias=cell != "gru"
+    )
+    built = build_model(config, TASK)
+    assert model_parameters(config, TASK.input_size, TASK.output_size) == sum(
+        p.numel() for p in built.parameters()
+    )
+
+
+def test_a_model_too_large_for_memory_is_refused_before_it_is_built(monkeypatch):
+    monkeypatch.setattr("rnnlab.training.build.memory_bytes", lambda: 900_000)
+    config = ModelConfig(cell="gru", hidden_size=200)  # 600 * (3 + 200 + 2) + 201 * 2 parameters
+    with pytest.raises(
+        ConfigError,
+        match=r"model.hidden_size: a gru model of 1 layer\(s\) of 200 units has about "
+        r"1.23e\+05 parameters, 4.94e\+05 bytes, twice that with their gradients; this machine "
+        r"has 9e\+05 bytes",
+    ):
+        build_model(config, TASK)
+    build_model(ModelConfig(cell="gru", hidden_size=100), TASK)  # a quarter of that: fits

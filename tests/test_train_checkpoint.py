@@ -1,6 +1,7 @@
 """Checkpoints: exact resume, atomic writes, weights-only loading, clear errors, the last K and the best."""
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -84,10 +85,13 @@ def test_resuming_with_another_model_or_optimiser_fails_before_touching_the_run(
     with pytest.raises(ConfigError, match=r"optim.name: .*step-000005.pt holds the state of 'adam', got"):
         run(tmp_path, 10, resume=True, **{"optim.name": "sgd"})
     task = SineTask(seq_len=10, train_size=48, val_size=16, batch_size=8, output="sequence")
-    wider = SequenceModel(1, 16, 1, output="sequence", num_layers=2)
+    wider = SequenceModel(1, 16, 1, output="sequence", num_layers=2, dropout=0.3)
     config = override(TrainConfig(), {"steps": 10, "out": str(tmp_path), "optim.lr": 0.01})
-    with pytest.raises(CheckpointError, match=r"step-000005.pt does not fit the model \(size mismatch"):
+    with pytest.raises(ConfigError, match=r"model.hidden_size: the run in .* was trained with 8, got 16"):
         train(wider, task, config, resume=tmp_path, progress=False)
+    for kept in ({"seed": 1}, {"bptt.mode": "truncated", "bptt.k1": 5}):
+        with pytest.raises(ConfigError, match=rf"{next(iter(kept))}: the run in .* was trained with"):
+            run(tmp_path, 10, resume=True, **kept)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
@@ -111,14 +115,31 @@ class Unsafe:
     pass
 
 
-def test_weights_only_loading_rejects_a_pickled_object(tmp_path):
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_weights_only_loading_refuses_pickled_code_without_torchs_advice(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": 1, "model": {}, "extra": Unsafe()}, path)
     with pytest.raises(
         CheckpointError,
-        match=r"refusing to load .*evil\.pt: it holds a pickled object \(test_train_checkpoint.Unsafe\)",
+        match=r"refusing to load .*evil\.pt: it holds pickled code \(test_train_checkpoint.Unsafe\)",
     ):
         load(path)
+    torch.save({"format": 1, "extra": Evil()}, path)  # a module torch blocks outright
+    with pytest.raises(CheckpointError, match=r"refusing to load .*evil\.pt: it holds pickled code \(posix"):
+        load(path)
+    with open(path, "wb") as f:  # a plain pickle, not torch's zip archive
+        pickle.dump({"format": 1, "extra": Evil()}, f)
+    with pytest.raises(CheckpointError, match=r"refusing to load .*evil\.pt: it holds pickled code") as e:
+        load(path)
+    assert "weights_only=False" not in str(e.value) and "weights_only` set" not in str(e.value)
+    path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"evil\.pt: truncated or corrupt") as e:
+        load(path)
+    assert "weights_only=False" not in str(e.value) and "weights_only` set" not in str(e.value)
 
 
 def test_truncated_or_corrupt_checkpoints_name_the_file_and_older_ones_stay_usable(tmp_path):
@@ -137,12 +158,17 @@ def test_truncated_or_corrupt_checkpoints_name_the_file_and_older_ones_stay_usab
         load(tmp_path / "step-000009.pt")
 
 
-def test_resuming_from_a_corrupt_latest_checkpoint_names_it(tmp_path):
-    run(tmp_path, 5)
-    latest = tmp_path / "checkpoints" / "step-000005.pt"
+def test_resuming_from_a_corrupt_latest_checkpoint_names_it_and_the_ones_that_load(tmp_path):
+    run(tmp_path, 10)
+    latest = tmp_path / "checkpoints" / "step-000010.pt"
     latest.write_bytes(latest.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match=r"step-000005\.pt"):
-        run(tmp_path, 10, resume=True)
+    older = tmp_path / "checkpoints" / "step-000005.pt"
+    with pytest.raises(CheckpointError, match=r"step-000010\.pt: truncated or corrupt") as e:
+        run(tmp_path, 12, resume=True)
+    said = "these checkpoints load: step-000005.pt, step-000000.pt, so resume from the newest with --resume"
+    assert f"{said} {older}" in str(e.value)
+    _, history = run(older, 12, resume=True)  # as it says: from step 5, the rows after it redone
+    assert [r["step"] for r in history.train] == list(range(1, 13))
 
 
 WRITER = """

@@ -47,14 +47,14 @@ def test_overrides_parse_command_line_text():
         ({"optim.lrr": 1}, r"unknown setting 'optim.lrr'; did you mean 'optim.lr'\?"),
         ({"optim.zzz": 1}, r"unknown setting 'optim.zzz'; \[optim\] has: name, lr, weight_decay"),
         ({"nonsense": 1}, r"unknown setting 'nonsense'; the settings are steps, seed"),
-        ({"optim.lr": -1}, r"optim.lr: expected a number > 0.0, got -1"),
-        ({"optim.lr": "fast"}, r"optim.lr: expected a number > 0.0, got 'fast'"),
+        ({"optim.lr": -1}, r"optim.lr: expected a number > 0.0 and <= 1e6, got -1"),
+        ({"optim.lr": "fast"}, r"optim.lr: expected a number > 0.0 and <= 1e6, got 'fast'"),
         ({"optim.name": "adamm"}, r"optim.name: expected one of: sgd, adam, adamw, rmsprop, got 'adamm'"),
         ({"steps": 0}, r"steps: expected an integer >= 1, got 0"),
         ({"steps": 2.5}, r"steps: expected an integer >= 1, got 2.5"),
         ({"steps": True}, r"steps: expected an integer >= 1, got True"),
         ({"deterministic": "yes"}, r"deterministic: expected true or false, got 'yes'"),
-        ({"optim.betas": [0.9]}, r"optim.betas: expected a list of 2 numbers, got \[0.9\]"),
+        ({"optim.betas": [0.9]}, r"optim.betas: expected a list of 2 numbers >= 0.0 and < 1.0, got \[0.9\]"),
         ({"clip.beta": 1.5}, r"clip.beta: expected a number >= 0.0 and <= 0.9999, got 1.5"),
         ({"bptt.mode": "truncated", "bptt.k1": 8, "bptt.k2": 4}, r"bptt.k2: must be >= bptt.k1 = 8"),
         ({"bptt.k1": 8}, r"bptt.k1, bptt.k2: only used with bptt.mode = 'truncated'"),
@@ -64,7 +64,26 @@ def test_overrides_parse_command_line_text():
             r"model.nonlinearity: expected one of: tanh, relu, got 'sigmoid'",
         ),
         ({"model.execution": "fast"}, r"model.execution: expected one of: auto, fused, unrolled"),
-        ({"model.recurrent_max": 0}, r"model.recurrent_max: expected a number > 0.0, got 0"),
+        ({"model.recurrent_max": 0}, r"model.recurrent_max: expected a number > 0.0 and <= 1e6, got 0"),
+        # non-finite or overflowing: refused here, not a traceback from inside torch's optimisers
+        (
+            {"optim.lr": "inf"},
+            r"optim.lr: expected a number > 0.0 and <= 1e6, got inf \(a number must be finite",
+        ),
+        ({"optim.lr": "1e38"}, r"optim.lr: expected a number > 0.0 and <= 1e6, got 1e\+38"),
+        ({"optim.weight_decay": "nan"}, r"optim.weight_decay: .* got nan \(a number must be finite\)"),
+        ({"optim.weight_decay": "1e39"}, r"optim.weight_decay: expected a number >= 0.0 and <= 1e6"),
+        ({"optim.betas": "[1.0, 0.999]"}, r"optim.betas: expected a number >= 0.0 and < 1.0, got 1.0"),
+        ({"model.forget_bias": "nan"}, r"model.forget_bias: .* got nan \(a number must be finite\)"),
+        ({"model.forget_bias": "-inf"}, r"model.forget_bias: .* got -inf"),
+        (
+            {"model.forget_bias": 1000},
+            r"model.forget_bias: expected a number >= -100.0 and <= 100.0, got 1000",
+        ),
+        ({"model.chrono": 2}, r"model.chrono: expected a number > 2.0 and <= 1e9, got 2"),
+        ({"model.spectral_radius": "inf"}, r"model.spectral_radius: .* got inf"),
+        ({"clip.max_norm": "inf"}, r"clip.max_norm: expected a number > 0.0, got inf \(a number must be fin"),
+        ({"eval.min_delta": "inf"}, r"eval.min_delta: .* got inf"),
     ],
 )
 def test_bad_values_name_the_field_and_what_is_allowed(overrides, message):
@@ -88,6 +107,30 @@ def test_a_bad_toml_file_names_the_file_and_the_field(tmp_path, text, message):
         cfg.load(path)
 
 
+def test_a_toml_file_gives_each_value_its_type(tmp_path):
+    # the command line's text is read as TOML literals; a TOML file's string is a string
+    assert cfg.override(TrainConfig(), {"steps": "5"}).steps == 5
+    path = tmp_path / "c.toml"
+    path.write_text('steps = "5"\n')
+    with pytest.raises(
+        ConfigError, match=r"steps: expected an integer >= 1, got '5' \(text: write the value"
+    ):
+        cfg.load(path)
+    path.write_text('[optim]\nlr = "1e-3"\n')
+    with pytest.raises(ConfigError, match=r"optim.lr: expected a number > 0.0 and <= 1e6, got '1e-3'"):
+        cfg.load(path)
+    path.write_text('[model]\nforget_bias = "none"\ncell = "gru"\n')  # unsetting stays possible
+    assert cfg.load(path).model.forget_bias is None
+
+
+def test_every_number_field_refuses_nan_and_inf():
+    for name, _, tp in cfg.fields():
+        if "float" in str(tp):
+            for bad in ("nan", "inf", "-inf"):
+                with pytest.raises(ConfigError, match=rf"^{name}: expected"):
+                    cfg.override(TrainConfig(), {name: bad})
+
+
 def test_a_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"config file not found: .*missing.toml"):
         cfg.load(tmp_path / "missing.toml")
@@ -100,7 +143,7 @@ def test_validate_catches_bad_values_set_in_python():
         cfg.validate(config)
     config = TrainConfig()
     config.optim.lr = "0.1"  # type: ignore[assignment]
-    with pytest.raises(ConfigError, match=r"optim.lr: expected a number > 0.0, got '0.1'"):
+    with pytest.raises(ConfigError, match=r"optim.lr: expected a number > 0.0 and <= 1e6, got '0.1'"):
         cfg.validate(config)
 
 

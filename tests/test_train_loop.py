@@ -5,12 +5,14 @@ import math
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import rnnlab
 from rnnlab import SequenceModel
 from rnnlab.tasks import SineTask, TensorTask
 from rnnlab.training import (
     ConfigError,
+    DataError,
     EvalConfig,
     OptimConfig,
     RunFolderError,
@@ -154,12 +156,43 @@ def test_mismatched_model_and_task_fail_before_anything_is_written(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_nan_in_the_data_is_an_error_naming_the_batch(tmp_path):
+def test_nan_in_the_data_is_an_error_naming_where(tmp_path):
     x, y = torch.rand(32, 5, 1), torch.rand(32, 1)
-    x[7, 2, 0] = float("nan")
+    bad = x.clone()
+    bad[7, 2, 0] = float("nan")
+    with pytest.raises(DataError, match=r"inputs contain NaN or Inf \(the first at \[7, 2, 0\]: nan\)"):
+        TensorTask(bad, y, batch_size=32)  # before any run starts
     task = TensorTask(x, y, batch_size=32)
-    with pytest.raises(ValueError, match="training batch 0 of epoch 0: inputs contain NaN or Inf"):
+    task.inputs[7, 2, 0] = float("nan")  # data that turns bad later is named by its batch
+    with pytest.raises(DataError, match="training batch 0 of epoch 0: inputs contain NaN or Inf"):
         train(*tiny(tmp_path, task=task), progress=False)
+
+
+def test_non_finite_weights_found_at_an_evaluation_roll_back(tmp_path):
+    # an update with a finite gradient that overflows the weights: the loss and gradient of its step were
+    # finite, so only the evaluation after it sees the damage
+    model, task, config = tiny(tmp_path, steps=8, eval=EvalConfig(every=4))
+    config.checkpoint.every = 2
+    done = [0]
+
+    def overflow(optimizer, args, kwargs):
+        done[0] += 1
+        if done[0] == 4:
+            with torch.no_grad():
+                model.head.weight.fill_(float("inf"))
+
+    handle = register_optimizer_step_post_hook(overflow)
+    try:
+        history = train(model, task, config, progress=False)
+    finally:
+        handle.remove()
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["step"]) for e in events] == [("nonfinite", 4), ("rollback", 4)]
+    assert events[0]["where"] == "evaluation" and events[0]["parameters"] == ["head.weight"]
+    assert events[1]["checkpoint"] == "step-000002.pt" and events[1]["lr"] == pytest.approx(0.01)
+    assert history.summary["steps"] == 8 and history.summary["rollbacks"] == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert [r["step"] for r in history.val] == [4, 8] and all(math.isfinite(r["loss"]) for r in history.val)
 
 
 def test_the_keras_style_example_from_the_readme(tmp_path):

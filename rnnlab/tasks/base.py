@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnlab.errors import DataError
+
 Output = Literal["last", "sequence"]
 
 
@@ -87,8 +89,12 @@ LOSSES = ("mse", "cross_entropy")
 class TensorTask(Task):
     """A task from tensors in memory, like Keras' `fit(x, y)`: shuffled mini-batches, MSE or cross-entropy.
 
+    The data is checked here, before any run starts: a DataError names what is wrong (shapes that do not
+    agree, no sequence or no step, integer inputs, NaN or Inf anywhere, class indices that are not
+    non-negative integers, MSE targets (N,) that would broadcast against the model's (N, 1) outputs).
+
     Args:
-        inputs: (N, T, I) sequences.
+        inputs: (N, T, I) sequences of floats, N >= 1, T >= 1.
         targets: (N, O) or (N, T, O) real values for "mse"; (N,) or (N, T) class indices for "cross_entropy".
         loss: "mse" (metric: mean absolute error "mae") or "cross_entropy" (metric: "accuracy").
         batch_size: sequences per batch (the last batch of an epoch may be smaller).
@@ -116,16 +122,27 @@ class TensorTask(Task):
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if inputs.dim() != 3:
-            raise ValueError(f"inputs must be (N, T, I), got shape {tuple(inputs.shape)}")
-        if targets.shape[0] != inputs.shape[0]:
-            raise ValueError(f"{inputs.shape[0]} input sequences but {targets.shape[0]} targets")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         classify = loss == "cross_entropy"
-        per_step = targets.dim() == (2 if classify else 3)
-        if per_step and targets.shape[1] != inputs.shape[1]:
-            raise ValueError(f"per-step targets have {targets.shape[1]} steps, inputs {inputs.shape[1]}")
+        per_step = check_data(inputs, targets, loss, "")
+        if val is not None:
+            if not isinstance(val, tuple | list) or len(val) != 2:
+                raise DataError("val must be a pair (inputs, targets)")
+            val_per_step = check_data(val[0], val[1], loss, "val ")
+            outputs_differ = not classify and val[1].shape[-1] != targets.shape[-1]
+            if val_per_step != per_step or val[0].shape[-1] != inputs.shape[-1] or outputs_differ:
+                raise DataError(
+                    f"val inputs {tuple(val[0].shape)} and targets {tuple(val[1].shape)} must be shaped as "
+                    f"the training data's, inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)}"
+                )
+        if classify and num_classes is not None:
+            top = max(int(t.max()) for t in (targets, *(() if val is None else (val[1],))) if t.numel())
+            if top >= num_classes:
+                raise DataError(
+                    f"targets hold class {top}, but num_classes = {num_classes} (classes 0 to "
+                    f"{num_classes - 1})"
+                )
         self.inputs, self.targets, self.val = inputs, targets, val
         self.loss_name, self.batch_size, self.name = loss, batch_size, name
         self.input_size = inputs.shape[-1]
@@ -165,6 +182,65 @@ class TensorTask(Task):
         if self.loss_name == "mse":
             return {"mae": float((outputs - targets).abs().mean())}
         return {"accuracy": float((outputs.argmax(-1) == targets).float().mean())}
+
+
+def check_data(inputs: Tensor, targets: Tensor, loss: str, which: str = "") -> bool:
+    """A DataError naming what is wrong with `inputs` and `targets` for `loss` (see TensorTask); returns
+    whether the targets are per step. `which` ("val ") names the data in the messages."""
+    if not isinstance(inputs, Tensor) or not isinstance(targets, Tensor):
+        raise DataError(
+            f"{which}inputs and targets must be tensors, got {type(inputs).__name__} and "
+            f"{type(targets).__name__}"
+        )
+    if inputs.dim() != 3:
+        raise DataError(f"{which}inputs must be (N, T, I), got shape {tuple(inputs.shape)}")
+    N, T, _ = inputs.shape
+    if N == 0 or T == 0 or inputs.shape[2] == 0:
+        raise DataError(
+            f"{which}inputs {tuple(inputs.shape)} hold no data: N sequences of T steps of I "
+            "features, each at least 1"
+        )
+    if not inputs.is_floating_point():
+        raise DataError(
+            f"{which}inputs must be floating point, got {inputs.dtype}: convert them with .float()"
+        )
+    if targets.dim() == 0 or targets.shape[0] != N:
+        got = tuple(targets.shape)
+        raise DataError(f"{N} {which}input sequences but {got[0] if got else 'no'} targets (shape {got})")
+    classify = loss == "cross_entropy"
+    per_step = targets.dim() == (2 if classify else 3)
+    if classify:
+        if targets.dim() not in (1, 2):
+            raise DataError(
+                f"{which}class targets must be (N,) or (N, T) indices, got {tuple(targets.shape)}"
+            )
+        if targets.is_floating_point() or targets.dtype == torch.bool or targets.is_complex():
+            raise DataError(
+                f"{which}class targets must be integer class indices, got {targets.dtype}: "
+                "convert them with .long() (or use loss='mse' for real values)"
+            )
+        if bool((targets < 0).any()):
+            raise DataError(f"{which}class targets must be >= 0, got {int(targets.min())}")
+    else:
+        if targets.dim() == 1:
+            raise DataError(
+                f"{which}MSE targets must be (N, O) or (N, T, O), got {tuple(targets.shape)}, which "
+                f"would broadcast against the model's outputs: for one value per sequence pass "
+                f"targets.unsqueeze(-1), shape ({N}, 1)"
+            )
+        if targets.dim() not in (2, 3):
+            raise DataError(f"{which}MSE targets must be (N, O) or (N, T, O), got {tuple(targets.shape)}")
+        if not targets.is_floating_point():
+            raise DataError(
+                f"{which}MSE targets must be floating point, got {targets.dtype}: convert them with .float()"
+            )
+    if per_step and targets.shape[1] != T:
+        raise DataError(f"per-step {which}targets have {targets.shape[1]} steps, inputs {T}")
+    for name, t in (("inputs", inputs), ("targets", targets)):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            at = tuple(int(i) for i in torch.nonzero(~torch.isfinite(t))[0])
+            raise DataError(f"{which}{name} contain NaN or Inf (the first at {list(at)}: {t[at].item()})")
+    return per_step
 
 
 def batchify(inputs: Tensor, targets: Tensor, seq_len: int) -> list[Batch]:

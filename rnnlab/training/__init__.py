@@ -6,6 +6,9 @@ tbptt.py       windows of the time axis, carrying and detaching the state
 clipping.py    none, value, global norm, adaptive
 guard.py       skip non-finite steps, roll back after too many
 checkpoint.py  atomic, weights-only checkpoints; the last K and the best
+resume.py      what a resumed run keeps and what it changes on top of the restored state
+lock.py        one writer per run folder (an OS file lock)
+signals.py     Ctrl-C and SIGTERM: stop after the step, never inside a checkpoint write
 evaluate.py    validation and the best result
 build.py       seeds, device, model, optimiser and schedule from the config
 run.py         the run folder: metrics.jsonl, TensorBoard, summary.json, loss.png

@@ -1,4 +1,10 @@
-"""The objects of a run, built from its config: seeds, device, model, optimiser, learning-rate schedule."""
+"""The objects of a run, built from its config: seeds, device, model, optimiser, learning-rate schedule.
+
+A model is sized before it is built: one whose weights and gradients would not fit in this machine's
+memory is a ConfigError giving its estimated size (`model_bytes`), not an allocation failure. A resumed
+run rebuilds the optimiser and schedule from its (possibly changed) config and restores their state from
+the checkpoint; `set_hyper_parameters` and `resume_schedule` then put the config's values on top.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import torch
 from torch import nn
 
 from rnnlab import init as initialisers
-from rnnlab.cells import CELLS, cell_type
+from rnnlab.cells import CELLS, Cell, cell_type
 from rnnlab.errors import ConfigError
 from rnnlab.models import SequenceModel, cell_options
 from rnnlab.training.config import ModelConfig, OptimConfig, ScheduleConfig
@@ -89,6 +95,7 @@ def build_model(config: ModelConfig, task: Any) -> SequenceModel:
         }
     elif config.init != "default":
         options["init"] = config.init
+    _check_size(config, cell, task)
     try:
         return SequenceModel(
             task.input_size,
@@ -100,6 +107,46 @@ def build_model(config: ModelConfig, task: Any) -> SequenceModel:
         )
     except ValueError as e:  # a combination the layer refuses, e.g. forget_bias on a cell without gates
         raise ConfigError(f"model: {e}") from None
+
+
+def model_parameters(config: ModelConfig, input_size: int, output_size: int) -> int | None:
+    """The parameter count of the SequenceModel `config` describes, computed from its cells' parameter
+    shapes without building it (None for a cell whose shapes cannot be had so)."""
+    cell = cell_type(config.cell)
+    H, D = config.hidden_size, 2 if config.bidirectional else 1
+    total = (H * D + 1) * output_size  # the linear head
+    for layer in range(config.num_layers):
+        bare = Cell.__new__(cell)  # attributes only: no parameters allocated
+        bare.input_size, bare.hidden_size, bare.bias = (input_size if layer == 0 else H * D), H, config.bias
+        try:
+            shapes = bare.parameter_shapes()
+        except Exception:  # a registered cell whose shapes need more of its __init__
+            return None
+        total += D * sum(math.prod(shape) for shape in shapes.values())
+    return total
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_size(config: ModelConfig, cell: type[Cell], task: Any) -> None:
+    """A ConfigError naming model.hidden_size when the weights and their gradients, the least that
+    training holds, would not fit in memory (the model is built on the CPU first, whatever the device)."""
+    count, memory = model_parameters(config, task.input_size, task.output_size), memory_bytes()
+    if count is None or memory is None:
+        return
+    size = count * torch.tensor([], dtype=torch.get_default_dtype()).element_size()
+    if 2 * size > memory:
+        raise ConfigError(
+            f"model.hidden_size: a {config.cell} model of {config.num_layers} layer(s) of "
+            f"{config.hidden_size} units has about {count:.3g} parameters, {size:.3g} bytes, twice that "
+            f"with their gradients; this machine has {memory:.3g} bytes of memory"
+        )
 
 
 def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
@@ -165,6 +212,48 @@ def scale_lr(optimizer: torch.optim.Optimizer, scheduler: Scheduler, factor: flo
         group["lr"] *= factor
     if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
         scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
+
+
+#: config fields of the optimisers' hyper-parameters -> their key in torch's param_groups (lr apart).
+HYPER_PARAMETERS = ("weight_decay", "betas", "eps", "momentum", "alpha", "nesterov")
+
+
+def set_hyper_parameters(optimizer: torch.optim.Optimizer, config: OptimConfig) -> None:
+    """Put `config`'s hyper-parameters (all but the learning rate, which the schedule owns) on an optimiser
+    whose state was loaded from a checkpoint, which brings those of the run that saved it."""
+    for group in optimizer.param_groups:
+        for key in HYPER_PARAMETERS:
+            if key in group:
+                value = getattr(config, key)
+                group[key] = tuple(value) if isinstance(value, list | tuple) else value
+
+
+def resume_schedule(
+    optimizer: torch.optim.Optimizer,
+    scheduler: Scheduler,
+    config: ScheduleConfig,
+    lr: float | None,
+    step: int,
+) -> None:
+    """Continue the learning rate at `step` as `config` says, on top of the state restored (or, for another
+    kind of schedule than the checkpoint's, made fresh); `lr` is a new base learning rate, None to keep
+    the run's (its rollbacks included).
+
+    A step or cosine schedule (LambdaLR) takes its factor function from `config`, so the lr of the next
+    step is base × factor(step), computed as `LambdaLR.step` computes it; the plateau schedule takes
+    `factor` and `patience` from `config` and keeps its count of evaluations without improvement."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.factor, scheduler.patience = config.factor, config.patience
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] if lr is None else lr
+        return
+    if lr is not None:
+        scheduler.base_lrs = [lr for _ in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["initial_lr"] = lr
+    scheduler.last_epoch = step
+    for group, fn, base in zip(optimizer.param_groups, scheduler.lr_lambdas, scheduler.base_lrs, strict=True):
+        group["lr"] = base * fn(step)
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:

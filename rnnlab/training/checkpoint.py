@@ -7,15 +7,20 @@
 A checkpoint is a dict of tensors and plain values (model, optimiser, scheduler, RNG states, step, position
 in the data, the config as a dict), so `torch.load(weights_only=True)` reads it without unpickling any
 object. It is written to a temporary file, fsynced and renamed over its name: a writer killed mid-save
-leaves every earlier checkpoint whole. A checkpoint never holds non-finite weights.
+leaves every earlier checkpoint whole (its temporary file is removed when the run folder is next opened).
+A checkpoint never holds non-finite weights. A file that would run pickled code is refused as such, and
+torch's advice to load it with `weights_only=False` is never repeated.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import random
 import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -62,24 +67,56 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol: it is refused or reported below
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        if found:  # a well-formed file that would unpickle an object
+        found = re.search(r"GLOBAL (\S+)", str(e))  # torch names the global it would not import
+        if found or _holds_code(path):
+            what = f" ({found.group(1)})" if found else ""
             raise CheckpointError(
-                f"refusing to load {path}: it holds a pickled object ({found.group(1)}); weights-only "
-                f"loading allows tensors and plain values only"
+                f"refusing to load {path}: it holds pickled code{what}, which a checkpoint never does; "
+                "weights-only loading runs none"
             ) from None
         detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n\n", str(e), re.S)
-        why = detail.group(1).strip() if detail else str(e).splitlines()[0]
+        why = detail.group(1).strip() if detail else "not a pickle that torch.save wrote"
         raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt ({why})") from None
     except Exception as e:  # torch raises RuntimeError, EOFError, ... for truncated or corrupt files
+        first = str(e).split(". ")[0]  # torch's first sentence; the rest is advice
         raise CheckpointError(
-            f"cannot read checkpoint {path}: truncated or corrupt ({type(e).__name__}: {e})"
+            f"cannot read checkpoint {path}: truncated or corrupt ({type(e).__name__}: {first})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an rnnlab checkpoint (format {FORMAT})")
     return payload
+
+
+#: pickle instructions that import or call something: what weights-only loading refuses to run.
+CODE = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+
+
+def _holds_code(path: Path) -> bool:
+    """Whether `path`, a pickle that is not a torch zip archive, imports or calls something."""
+    if zipfile.is_zipfile(path):
+        return False  # torch names the global of an archive's pickle itself
+    try:
+        return any(op.name in CODE for op, _, _ in pickletools.genops(path.read_bytes()))
+    except Exception:  # not a pickle at all
+        return False
+
+
+def alternatives(path: str | Path) -> list[Path]:
+    """The other step checkpoints beside `path` that load, newest first: where a run can resume instead."""
+    path = Path(path)
+    found = []
+    for _, other in reversed(Checkpoints(path.parent).steps()):
+        if other != path:
+            try:
+                load(other)
+            except CheckpointError:
+                continue
+            found.append(other)
+    return found
 
 
 class Checkpoints:

@@ -8,13 +8,25 @@
 Every field is declared with `rnnlab.settings.option(default, help, ...)`, which also records its allowed
 values and range, so the CLI flags, the TOML reader and the error messages all come from the dataclasses
 below (and `rnnlab.tasks.TaskConfig`, the [task] section, which the tasks own). An unknown key, a wrong type
-or a value out of range raises `ConfigError` naming the field and what is allowed.
+or a value out of range raises `ConfigError` naming the field and what is allowed. Every number must be
+finite (no NaN or Inf), and a TOML file must give each value its type (`steps = "5"` is an error; the
+command line's values are text, read as TOML literals).
+
+Bounds that are not about meaning but about arithmetic: the numbers that scale the weights or their updates
+(`optim.lr`, `optim.weight_decay`, `optim.eps`, `clip.max_value`, `model.recurrent_max`) are at most `BIG`
+= 1e6. That is orders of magnitude past any setting that trains (word_language_model's SGD uses lr 20),
+and small enough that no optimiser overflows float32 (3.4e38) when it multiplies them by its own factors
+(Adam's lr / (1 - β₁ᵗ) for any β₁ < 1); torch fails with a traceback there. The initialisers' numbers are
+bounded where larger ones change nothing or overflow the weights: `|forget_bias| <= 100` (sigmoid(100) is 1
+in float32 already), `spectral_radius <= 100` (ρᵗ overflows float32 within 20 steps), `chrono <= 1e9`
+steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 import typing
@@ -33,6 +45,9 @@ from rnnlab.tasks.config import TaskConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
+#: the bound on the numbers that scale the weights or their updates (see the module docstring).
+BIG = 1e6
+
 
 @dataclass
 class ModelConfig:
@@ -49,18 +64,22 @@ class ModelConfig:
     )
     input_init: str = option("", "initialiser of the input weights W_ih (empty: as init)")
     recurrent_init: str = option("", "initialiser of the recurrent weights W_hh (empty: as init)")
-    forget_bias: float | None = option(None, "initial bias of the gate that keeps the past (LSTM f, GRU z)")
-    chrono: float | None = option(
-        None, "chrono initialisation of that gate for dependencies up to this many steps"
+    forget_bias: float | None = option(
+        None, "initial bias of the gate that keeps the past (LSTM f, GRU z)", min=-100.0, max=100.0
     )
-    spectral_radius: float | None = option(None, "rescale recurrent weights to this spectral radius", gt=0.0)
+    chrono: float | None = option(
+        None, "chrono initialisation of that gate for dependencies up to this many steps", gt=2.0, max=1e9
+    )
+    spectral_radius: float | None = option(
+        None, "rescale recurrent weights to this spectral radius", gt=0.0, max=100.0
+    )
     nonlinearity: str | None = option(
         None,
         "activation of rnn and indrnn cells (none: the cell's own, tanh for rnn, relu for indrnn)",
         choices=("tanh", "relu"),
     )
     recurrent_max: float | None = option(
-        None, "bound on |recurrent weight| of indrnn cells (none: the cell's default)", gt=0.0
+        None, "bound on |recurrent weight| of indrnn cells (none: the cell's default)", gt=0.0, max=BIG
     )
     execution: str = option(
         "auto", "torch's fused kernel when nothing watches, or the unrolled scan", choices=EXECUTIONS
@@ -70,12 +89,12 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     name: str = option("adam", "optimiser from torch.optim", choices=OPTIMIZERS)
-    lr: float = option(1e-3, "learning rate", gt=0.0)
-    weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw)", min=0.0)
+    lr: float = option(1e-3, "learning rate", gt=0.0, max=BIG)
+    weight_decay: float = option(0.0, "L2 penalty (decoupled for adamw)", min=0.0, max=BIG)
     momentum: float = option(0.0, "momentum (sgd, rmsprop)", min=0.0, max=1.0)
     nesterov: bool = option(False, "Nesterov momentum (sgd; needs momentum > 0)")
-    betas: tuple[float, float] = option((0.9, 0.999), "Adam's averaging coefficients")
-    eps: float = option(1e-8, "added to denominators (adam, adamw, rmsprop)", gt=0.0)
+    betas: tuple[float, float] = option((0.9, 0.999), "Adam's averaging coefficients", min=0.0, lt=1.0)
+    eps: float = option(1e-8, "added to denominators (adam, adamw, rmsprop)", gt=0.0, max=BIG)
     alpha: float = option(0.99, "smoothing constant (rmsprop)", min=0.0, max=1.0)
 
 
@@ -107,7 +126,7 @@ class BPTTConfig:
 class ClipConfig:
     mode: str = option("none", "gradient clipping", choices=("none", "value", "norm", "adaptive"))
     max_norm: float = option(1.0, "global-norm threshold (norm)", gt=0.0)
-    max_value: float = option(1.0, "bound on every gradient entry (value)", gt=0.0)
+    max_value: float = option(1.0, "bound on every gradient entry (value)", gt=0.0, max=BIG)
     multiple: float = option(2.0, "threshold = multiple x running mean of the norm (adaptive)", gt=0.0)
     beta: float = option(0.98, "decay of that running mean (adaptive)", min=0.0, max=0.9999)
 
@@ -215,20 +234,29 @@ def allowed(f: dataclasses.Field[Any], tp: Any) -> str:
     m = f.metadata
     if m.get("choices"):
         return "one of: " + ", ".join(map(str, m["choices"])) + (" or none" if _is_optional(tp) else "")
-    bounds = [f"> {m['gt']}"] if m.get("gt") is not None else []
-    bounds += [f">= {m['min']}"] if m.get("min") is not None else []
-    bounds += [f"<= {m['max']}"] if m.get("max") is not None else []
+    marks = {"gt": ">", "min": ">=", "max": "<=", "lt": "<"}
+    bounds = [f"{mark} {_bound(m[key])}" for key, mark in marks.items() if m.get(key) is not None]
     return " ".join([_type_name(tp), " and ".join(bounds)]).strip()
 
 
-def _coerce(name: str, value: Any, f: dataclasses.Field[Any], tp: Any) -> Any:
-    """`value` as the field's type, checked against its choices and range; a ConfigError otherwise."""
+def _bound(x: float) -> str:
+    """A bound as written in a message: 0.0, 0.9999, 100.0, 1e6."""
+    return f"{x:.0e}".replace("e+0", "e").replace("e+", "e") if abs(x) >= 1e5 else str(x)
+
+
+def _coerce(name: str, value: Any, f: dataclasses.Field[Any], tp: Any, text: bool = True) -> Any:
+    """`value` as the field's type, checked against its choices and range; a ConfigError otherwise.
+
+    With `text` (the command line) a string for a field that is not text is read as a TOML literal; without
+    (a TOML file, Python), it is the wrong type."""
 
     def bad(why: str = "") -> ConfigError:
         return ConfigError(f"{name}: expected {allowed(f, tp)}, got {value!r}{why}")
 
     if isinstance(value, str) and _is_optional(tp) and value.lower() in ("none", "null", ""):
         return None  # TOML has no null: the command line's way to unset an optional field
+    if isinstance(value, str) and not _is_text(tp) and not text:
+        raise bad(" (text: write the value without quotes)")
     if isinstance(value, str) and not _is_text(tp):  # from the command line: a TOML literal
         try:
             value = tomllib.loads(f"v = {value}")["v"]
@@ -242,19 +270,22 @@ def _coerce(name: str, value: Any, f: dataclasses.Field[Any], tp: Any) -> Any:
         items = typing.get_args(tp)
         if not isinstance(value, list | tuple) or len(value) != len(items):
             raise bad()
-        return tuple(_coerce(name, v, f, t) for v, t in zip(value, items, strict=True))
+        return tuple(_coerce(name, v, f, t, text) for v, t in zip(value, items, strict=True))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if tp is int and isinstance(value, float):
         raise bad(" (write an integer without a decimal point)")
     if type(value) is not tp:
         raise bad()
+    if tp is float and not math.isfinite(value):
+        raise bad(" (a number must be finite)")
     m = f.metadata
     out_of_range = (
         (m.get("choices") and value not in m["choices"])
         or (m.get("gt") is not None and not value > m["gt"])
         or (m.get("min") is not None and not value >= m["min"])
         or (m.get("max") is not None and not value <= m["max"])
+        or (m.get("lt") is not None and not value < m["lt"])
     )
     if out_of_range:
         raise bad()
@@ -284,7 +315,7 @@ def from_dict(data: Mapping[str, Any], source: str = "config") -> TrainConfig:
     for key, value in data.items():
         if key in SECTIONS and not isinstance(value, Mapping):
             raise ConfigError(f"{source}: [{key}] must be a table of settings, got {value!r}")
-    return _build(dict(_flatten(data)), source)
+    return _build(dict(_flatten(data)), source, text=False)
 
 
 def override(config: TrainConfig, overrides: Mapping[str, Any], source: str = "override") -> TrainConfig:
@@ -292,7 +323,7 @@ def override(config: TrainConfig, overrides: Mapping[str, Any], source: str = "o
     return _build({**dict(_flatten(to_dict(config))), **overrides}, source)
 
 
-def _build(flat: Mapping[str, Any], source: str) -> TrainConfig:
+def _build(flat: Mapping[str, Any], source: str, text: bool = True) -> TrainConfig:
     known = {name: (f, tp) for name, f, tp in fields()}
     config = TrainConfig()
     for name, value in flat.items():
@@ -300,7 +331,7 @@ def _build(flat: Mapping[str, Any], source: str) -> TrainConfig:
             raise ConfigError(f"{source}: unknown setting {name!r}; {_suggest(name, known)}")
         *section, key = name.split(".")
         target = getattr(config, section[0]) if section else config
-        setattr(target, key, _coerce(name, value, *known[name]))
+        setattr(target, key, _coerce(name, value, *known[name], text=text))
     return validate(config)
 
 

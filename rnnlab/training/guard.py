@@ -2,7 +2,9 @@
 
 One bad step (an overflow, a spike) should not poison the weights or the optimiser's moments, so it is
 skipped and recorded. Several in a row mean the run itself has gone wrong: the loop then reloads the last
-checkpoint (which never holds non-finite weights) and lowers the learning rate.
+checkpoint (which never holds non-finite weights) and lowers the learning rate. Weights that turn
+non-finite all the same (an update with a finite gradient that overflows) roll back as soon as an
+evaluation or a checkpoint finds them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from rnnlab.training.config import GuardConfig
 def nonfinite_grads(model: nn.Module) -> list[str]:
     """Names of the parameters whose gradient holds a NaN or Inf."""
     return [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+
+
+def nonfinite_weights(model: nn.Module) -> list[str]:
+    """Names of the parameters that hold a NaN or Inf (an update with a finite gradient can overflow)."""
+    return [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
 
 
 class Guard:

@@ -4,12 +4,17 @@
 
 Each pass of the loop is one optimiser update on one window of one batch (whole sequences, or the k1-step
 windows of truncated BPTT, see tbptt.py): forward and backward, guard, clip, update, log, evaluate,
-checkpoint, stop. Everything goes to the run folder (run.py); a run resumes exactly from a checkpoint.
+checkpoint, stop. Everything goes to the run folder (run.py), which the run holds locked (lock.py); a run
+resumes exactly from a checkpoint, with any changed settings on top (resume.py). Ctrl-C or SIGTERM ends the
+step, writes a checkpoint and the summary and raises `Interrupted` (signals.py); a folder left at any
+instant can go on, by --resume or, if no step was completed, by starting it again.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import signal
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,7 +25,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from rnnlab.errors import CheckpointError, ConfigError
+from rnnlab.errors import CheckpointError, ConfigError, Interrupted
 from rnnlab.numerics import flush_denormals
 from rnnlab.tasks.base import Task, describe
 from rnnlab.training import checkpoint, clipping, record, tbptt
@@ -32,15 +37,26 @@ from rnnlab.training.build import (
     resolve_device,
     scale_lr,
     seed_everything,
+    set_hyper_parameters,
     step_schedule,
 )
 from rnnlab.training.checkpoint import Checkpoints
-from rnnlab.training.config import TrainConfig, load, to_dict, validate
+from rnnlab.training.config import OptimConfig, TrainConfig, load, to_dict, validate
 from rnnlab.training.diagnostics import TrainingDiagnostics
 from rnnlab.training.evaluate import Best, check_metric, evaluate
-from rnnlab.training.guard import Guard
+from rnnlab.training.guard import Guard, nonfinite_weights
 from rnnlab.training.progress import ProgressBar
-from rnnlab.training.run import RunDir, default_folder, resume_folder
+from rnnlab.training.resume import (
+    apply_changes,
+    changes,
+    check_kept,
+    checkpoint_and_folder,
+    finished,
+    how_to_resume,
+    load_checkpoint,
+)
+from rnnlab.training.run import RunDir, default_folder
+from rnnlab.training.signals import Interrupts
 
 
 @dataclass
@@ -82,25 +98,18 @@ class State:
             "carry": {"state": self.carry.state, "context": self.carry.context},
             "config": to_dict(config),
             "task": describe(task),
+            "model_settings": record.describe_model(self.model),  # what a resume must keep (resume.py)
         }
 
-    def restore(self, path: Path, config: TrainConfig, task: Task, device: torch.device) -> None:
-        """Continue from checkpoint `path`; one that does not fit the task, model or optimiser is an error
-        here, before the run folder is touched."""
-        payload = checkpoint.load(path)
-        saved_task, wanted = payload["task"], describe(task)
-        for key in sorted(saved_task.keys() & wanted.keys()):
-            if saved_task[key] != wanted[key]:
-                raise ConfigError(
-                    f"task.{key}: the run in {path.parent.parent} was trained with {saved_task[key]!r}, "
-                    f"got {wanted[key]!r}; a resumed run keeps its data, so it can continue exactly"
-                )
-        saved = payload["config"]["optim"]["name"]
-        if saved != config.optim.name:
-            raise ConfigError(
-                f"optim.name: {path} holds the state of {saved!r}, got {config.optim.name!r}; "
-                "a resumed run keeps its optimiser"
-            )
+    def restore(
+        self, path: Path, config: TrainConfig, task: Task, device: torch.device
+    ) -> dict[str, tuple[Any, Any]]:
+        """Continue from checkpoint `path` with `config`'s changed settings on top (resume.py); returns them,
+        name -> (old, new). One that does not fit the task, model or optimiser is an error here, before the
+        run folder is touched."""
+        payload = load_checkpoint(path)
+        check_kept(payload, path, config, task, self.model)
+        changed = changes(payload["config"], config)
         try:
             self.model.load_state_dict(payload["model"])
         except RuntimeError as e:  # torch lists every mismatch on its own line: name the first
@@ -110,7 +119,10 @@ class State:
                 "a resumed run keeps the model it was trained with"
             ) from None
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
+        plateau = isinstance(self.scheduler, ReduceLROnPlateau)
+        same_kind = (payload["config"].get("schedule", {}).get("name") == "plateau") == plateau
+        if same_kind and not (plateau and {"eval.metric", "eval.mode"} & changed.keys()):
+            self.scheduler.load_state_dict(payload["scheduler"])  # else the schedule starts afresh
         self.clipper.load_state_dict(payload["clipper"])
         self.guard.load_state_dict(payload["guard"])
         self.best.load_state_dict(payload["best"])
@@ -118,15 +130,19 @@ class State:
         self.step = int(payload["step"])
         self.position = tuple(payload["position"]) if payload["position"] else None
         self.carry = tbptt.to_device(tbptt.Carry(**payload["carry"]), device)
+        apply_changes(changed, config, self.optimizer, self.scheduler, self.best, self.step)
+        return changed
 
-    def roll_back(self, path: Path, factor: float) -> int:
+    def roll_back(self, path: Path, factor: float, optim: OptimConfig) -> int:
         """Reload the weights and optimiser state of checkpoint `path`, lower the lr; returns its step.
 
-        The step counter and the data stream go on (the batches that failed are not replayed)."""
+        The step counter and the data stream go on (the batches that failed are not replayed); the
+        hyper-parameters stay `optim`'s (a checkpoint from before a resume with changes has the old ones)."""
         payload = checkpoint.load(path)
         lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
+        set_hyper_parameters(self.optimizer, optim)
         for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
         scale_lr(self.optimizer, self.scheduler, factor)
@@ -150,14 +166,20 @@ def train(
         task: batches, loss and metrics (`rnnlab.tasks.Task`).
         config: a `TrainConfig` (defaults for None; with `resume`, None means the run's own config.toml).
         resume: a run folder (continue from its latest checkpoint) or a checkpoint file in one; the run goes
-            on up to `config.steps`.
+            on up to `config.steps`, with the settings of `config` that differ from the checkpoint's applied
+            on top (see resume.py; the model, task, optimiser name, seed and bptt must not differ).
         progress: show a progress bar.
+
+    Raises:
+        Interrupted: on SIGINT (Ctrl-C) or SIGTERM, after the step, a checkpoint and the summary are written
+            (a second signal: at once); its message says how to resume.
+        RunFolderError: when another process writes the run folder (its PID named), among the UserErrors.
 
     Denormal floats are flushed to zero on the CPU for the run (`numerics.flush_denormal`, see
     `rnnlab.numerics`); the caller's setting is restored when it returns.
     """
     if resume is not None:
-        folder = _resume_paths(Path(resume))[1]
+        folder = checkpoint_and_folder(Path(resume))[1]
         config = copy.deepcopy(config) if config else load(folder / "config.toml")
         config.out = str(folder)
     config = validate(copy.deepcopy(config) if config else TrainConfig())
@@ -167,7 +189,7 @@ def train(
 
 def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path | None, progress: bool):
     # ---- setup: run folder, seeds, device, optimiser, schedule, checkpoints
-    ckpt_path = _resume_paths(Path(resume))[0] if resume is not None else None
+    ckpt_path = checkpoint_and_folder(Path(resume))[0] if resume is not None else None
     _check(model, task, config)
     recorded = record.sections(model, task)  # config.toml's [task] and [model]: what is trained here
     b = config.bptt
@@ -178,28 +200,47 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
     model.to(device).train()
     check_metric(model, task, device, config.eval)
     config.out = config.out or str(default_folder(getattr(task, "name", "task")))
-    run = RunDir(config.out, resume=resume is not None)
-    optimizer = build_optimizer(model, config.optim)
-    scheduler = build_scheduler(optimizer, config.schedule, config.steps, config.eval.mode)
-    clipper = clipping.Clipper(config.clip)
-    s = State(model, optimizer, scheduler, clipper, Guard(config.guard), Best(config.eval))
-    checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep)
-    if ckpt_path is not None:
-        s.restore(ckpt_path, config, task, device)
-        if s.step >= config.steps:
-            raise ConfigError(f"steps: the run in {run.path} is at step {s.step} already; ask for more steps")
-        run.truncate("metrics.jsonl", s.step)
-    else:
-        checkpoints.save(0, s.snapshot(config, task))  # the rollback target until the first periodic one
-    run.write_config(config, s.step, recorded)
-    forward = partial(tbptt.forward, model, keep=keep, output=task.output)
-    windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
-    bar = ProgressBar(config.steps, s.step, enabled=progress)
-    diagnostics = TrainingDiagnostics(model, config.diagnostics, run, s.step, say=bar.say)
-    first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
-
+    run = RunDir(config.out, resume=resume is not None)  # locked for this process until run.close()
+    interrupts = Interrupts().install()  # Ctrl-C, SIGTERM: stop after this step (see the loop's top)
+    s: State | None = None
+    bar: ProgressBar | None = None
     try:
+        optimizer = build_optimizer(model, config.optim)
+        scheduler = build_scheduler(optimizer, config.schedule, config.steps, config.eval.mode)
+        clipper = clipping.Clipper(config.clip)
+        s = State(model, optimizer, scheduler, clipper, Guard(config.guard), Best(config.eval))
+        checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep)
+        changed: dict[str, tuple[Any, Any]] = {}
+        if ckpt_path is not None:
+            changed = s.restore(ckpt_path, config, task, device)
+            if s.step >= config.steps and finished(run, s.step):
+                raise ConfigError(
+                    f"steps: the run in {run.path} is at step {s.step} already; ask for more steps"
+                )
+            for name in ("metrics.jsonl", "events.jsonl"):
+                run.truncate(name, s.step)  # what was logged after the checkpoint is redone
+            run.write_config(config, s.step, recorded)
+        else:
+            run.write_config(config, s.step, recorded)  # first: a folder with a config can be resumed
+            with interrupts.deferred():  # checkpoint 0: the rollback target until the first periodic one
+                checkpoints.save(0, s.snapshot(config, task))
+        forward = partial(tbptt.forward, model, keep=keep, output=task.output)
+        windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
+        bar = ProgressBar(config.steps, s.step, enabled=progress)
+        for note in run.notes:
+            bar.say(note)
+        if changed:
+            run.event(
+                "resume_changes", s.step, changes={k: {"from": a, "to": b} for k, (a, b) in changed.items()}
+            )
+            said = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            bar.say(f"step {s.step}: resuming with {said}")
+        diagnostics = TrainingDiagnostics(model, config.diagnostics, run, s.step, say=bar.say)
+        first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
+
         while s.step < config.steps:
+            if interrupts.requested:  # the step before is done: stop here, with a checkpoint (below)
+                break
             window = next(windows)
             s.carry = tbptt.begin(s.carry, window, b.stateful)
             targets = window.targets(task.output)
@@ -253,11 +294,18 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
             # ---- evaluate: validation loss and metrics, the best checkpoint, the plateau schedule
             done = s.step >= config.steps
             if (config.eval.every and s.step % config.eval.every == 0) or done:
+                broken = nonfinite_weights(model)  # an update with a finite gradient can still overflow
+                if broken:
+                    why = f"non-finite weights in {', '.join(broken)} at the evaluation"
+                    run.event("nonfinite", s.step, where="evaluation", parameters=broken)
+                    _roll_back(s, run, bar, checkpoints, config, why)
                 val = evaluate(model, task, device, b.stateful, flush_denormal=config.numerics.flush_denormal)
                 if val:
                     run.log({"step": s.step, "split": "val", **val})
-                    if s.best.update(val, s.step):
-                        checkpoints.save_best(s.snapshot(config, task))
+                    measured = val.get(config.eval.metric, 0.0)  # a missing metric: Best.update says so
+                    if math.isfinite(measured) and s.best.update(val, s.step):
+                        with interrupts.deferred():
+                            checkpoints.save_best(s.snapshot(config, task))
                     if isinstance(scheduler, ReduceLROnPlateau):
                         scheduler.step(val[config.eval.metric])
 
@@ -265,7 +313,8 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
             stop = s.best.should_stop
             if s.step % config.checkpoint.every == 0 or done or stop:
                 try:
-                    checkpoints.save(s.step, s.snapshot(config, task))
+                    with interrupts.deferred():  # a second signal waits: the write is never cut short
+                        checkpoints.save(s.step, s.snapshot(config, task))
                 except CheckpointError as e:
                     _roll_back(s, run, bar, checkpoints, config, str(e))
 
@@ -276,34 +325,56 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
                 run.event("early_stop", s.step, reason=why)
                 bar.say(f"step {s.step}: stopping early, {why}")
                 break
-    finally:
-        bar.close()
-        run.close()
 
-    # ---- summary: final and best metrics, speed, the loss curve
-    wall = time.perf_counter() - t0
-    rows = run.read("metrics.jsonl")
-    history = History(
-        run.path, [r for r in rows if r["split"] == "train"], [r for r in rows if r["split"] == "val"]
-    )
-    history.summary = {
-        "task": describe(task),
-        "model": record.describe_model(model),
-        "steps": s.step,
-        "stopped": stopped,
-        "final": {
-            "train": history.train[-1] if history.train else {},
-            "val": history.val[-1] if history.val else {},
-        },
-        "best": {"metric": f"val {config.eval.metric}", "value": s.best.value, "step": s.best.step},
-        "skipped_steps": s.guard.skipped,
-        "rollbacks": s.guard.rollbacks,
-        "wall_time_s": wall,  # this session's: a resumed run counts from the resume
-        "steps_per_s": (s.step - first_step) / wall,
-    }
-    run.write_json("summary.json", history.summary)
-    run.plot_loss()
-    diagnostics.finish()
+        # ---- interrupted: a checkpoint where the run stopped (unless the loop just wrote it)
+        if interrupts.requested:
+            stopped = "interrupted" if s.step < config.steps else stopped
+            run.event("interrupted", s.step, signal=interrupts.name)
+            if [step for step, _ in checkpoints.steps()][-1:] != [s.step]:
+                try:
+                    with interrupts.deferred():
+                        checkpoints.save(s.step, s.snapshot(config, task))
+                except CheckpointError:
+                    pass  # non-finite weights: the run resumes from the checkpoint before
+
+        # ---- summary: final and best metrics, speed, the loss curve; summary.json last, as the mark of a
+        # run whose ending is written (a resume to the same step writes what is missing)
+        bar.close()
+        wall = time.perf_counter() - t0
+        rows = run.read("metrics.jsonl")
+        history = History(
+            run.path, [r for r in rows if r["split"] == "train"], [r for r in rows if r["split"] == "val"]
+        )
+        history.summary = {
+            "task": describe(task),
+            "model": record.describe_model(model),
+            "steps": s.step,
+            "stopped": stopped,
+            "final": {
+                "train": history.train[-1] if history.train else {},
+                "val": history.val[-1] if history.val else {},
+            },
+            "best": {"metric": f"val {config.eval.metric}", "value": s.best.value, "step": s.best.step},
+            "skipped_steps": s.guard.skipped,
+            "rollbacks": s.guard.rollbacks,
+            "wall_time_s": wall,  # this session's: a resumed run counts from the resume
+            "steps_per_s": (s.step - first_step) / wall,
+        }
+        run.plot_loss()
+        diagnostics.finish()
+        run.write_json("summary.json", history.summary)
+    except Interrupted as e:  # a second signal: at once, from wherever the run was
+        e.step, e.resume = None if s is None else s.step, how_to_resume(run, recorded)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        interrupts.restore()
+        run.close()
+    if interrupts.requested:
+        raise Interrupted(
+            interrupts.signum or signal.SIGINT, step=s.step, resume=how_to_resume(run, recorded)
+        )
     return history
 
 
@@ -344,17 +415,7 @@ def _roll_back(
     s.guard.rolled_back()  # raises DivergedError when the rollbacks are used up
     path = checkpoints.latest()
     assert path is not None, "a fresh run writes checkpoint 0 before its first step"
-    to_step = s.roll_back(path, config.guard.lr_factor)
+    to_step = s.roll_back(path, config.guard.lr_factor, config.optim)
     lr = current_lr(s.optimizer)
     run.event("rollback", s.step, reason=why, checkpoint=path.name, checkpoint_step=to_step, lr=lr)
     bar.say(f"step {s.step}: {why}; rolled back to {path.name} (step {to_step}), learning rate now {lr:.3g}")
-
-
-def _resume_paths(resume: Path) -> tuple[Path, Path]:
-    """(checkpoint, run folder) from a run folder (its latest checkpoint) or a checkpoint file in one."""
-    if resume.is_file():
-        return resume, resume_folder(resume)
-    latest = Checkpoints(resume / "checkpoints").latest()
-    if latest is None:
-        raise CheckpointError(f"cannot resume {resume}: no checkpoints in {resume / 'checkpoints'}")
-    return latest, resume_folder(resume)

@@ -10,9 +10,15 @@
       tensorboard/         event files with the same scalars
       summary.json         the task and model, final and best metrics, steps, wall time, steps per second
       loss.png             the loss curve
+      .lock                the lock of the run writing the folder (lock.py)
 
 Other parts of rnnlab add their own files with `append` (JSON lines) and `scalars` (TensorBoard). Files
 that are rewritten rather than appended to are replaced atomically (`write_text`).
+
+Opening a folder takes its lock (one writer at a time) and tidies what a run cut off at any instant left:
+the temporary files of a write it did not finish are removed, and a torn last line of a JSON-lines file (a
+power loss mid-write) is dropped, with a note in `notes`. A new run may take over a folder in which a run
+started and completed no step (config.toml and checkpoint 0 at most): it is restarted in place.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import itertools
 import json
 import math
 import os
+import re
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +37,8 @@ from typing import IO, TYPE_CHECKING, Any
 from rnnlab.errors import RunFolderError
 from rnnlab.training import config as cfg
 from rnnlab.training import record
+from rnnlab.training.lock import NAME as LOCK_NAME
+from rnnlab.training.lock import RunLock
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -36,6 +46,9 @@ if TYPE_CHECKING:
 
 #: the most points loss.png draws of one curve (longer runs are thinned evenly).
 PLOT_POINTS = 2000
+
+#: the name of a temporary file of an atomic write (`write_text`, `checkpoint.save`): .<name>.tmp-<pid>.
+TEMPORARY = re.compile(r"\..+\.tmp-\d+")
 
 
 def default_folder(task_name: str) -> Path:
@@ -56,36 +69,106 @@ def resume_folder(resume: str | Path) -> Path:
     resume = Path(resume)
     folder = resume.parent.parent if resume.is_file() else resume  # <run>/checkpoints/step-N.pt
     if not (folder / "config.toml").is_file():
-        raise RunFolderError(f"--resume: no run in {folder} (config.toml is missing)")
+        again = f"; it holds no step, so start it again with --out {folder}" if unstarted(folder) else ""
+        raise RunFolderError(f"--resume: no run in {folder} (config.toml is missing){again}")
     return folder
 
 
-def _claim(path: Path) -> bool:
-    """Make the folder `path` for a new run; False when it exists and is not empty (or is a file).
-
-    mkdir without exist_ok is atomic: of two runs started on one folder at once, one gets it."""
-    try:
-        path.mkdir(parents=True)
-        return True
-    except FileExistsError:
-        return path.is_dir() and not any(path.iterdir())
+def unstarted(folder: Path) -> list[Path] | None:
+    """What a run that completed no step left in `folder` (its config.toml, checkpoint 0, temporary files
+    and lock, each at most), or None if the folder holds anything more (or is not a folder)."""
+    if not folder.is_dir():
+        return None
+    left: list[Path] = []
+    for p in folder.iterdir():
+        if p.name == "checkpoints" and p.is_dir():
+            inside = list(p.iterdir())
+            if any(q.name != "step-000000.pt" and not TEMPORARY.fullmatch(q.name) for q in inside):
+                return None
+            left += [*inside, p]
+        elif p.name in ("config.toml", LOCK_NAME) or TEMPORARY.fullmatch(p.name):
+            left.append(p)
+        else:
+            return None
+    return left
 
 
 class RunDir:
-    """A run folder, opened fresh (it must not hold a run already) or to resume (it must)."""
+    """A run folder, opened fresh (it must not hold a run already) or to resume (it must), and locked for
+    this process until `close()` (a RunFolderError naming the holder's PID if another run has it)."""
 
     def __init__(self, path: str | Path, *, resume: bool = False) -> None:
         self._open: dict[str, IO[str]] = {}  # JSON-lines files being appended to
+        self._tb: SummaryWriter | None = None
+        self._lock: RunLock | None = None
         self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.notes: list[str] = []  # what opening the folder tidied up, for the run to say
+        if self.path.exists() and not self.path.is_dir():
+            raise RunFolderError(
+                f"run folder {self.path} is a file, not a folder; choose another out (--out)"
+            )
         if resume:
             resume_folder(self.path)  # a run must be there
-        elif not _claim(self.path):
-            raise RunFolderError(
-                f"run folder {self.path} already exists and is not empty; continue it with "
-                f"--resume {self.path} (resume=...) or choose another folder"
-            )
-        self.checkpoints = self.path / "checkpoints"
-        self._tb: SummaryWriter | None = None
+        elif self.path.is_dir() and unstarted(self.path) is None and not (self.path / LOCK_NAME).is_file():
+            raise self._taken()  # someone's folder, not a run's: refused before a lock file is made in it
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = RunLock.acquire(self.path)
+        try:
+            if not resume:
+                self._restart_in_place()
+            self._tidy()
+        except BaseException:
+            self.close()
+            raise
+
+    def _taken(self) -> RunFolderError:
+        return RunFolderError(
+            f"run folder {self.path} already exists and is not empty; continue it with "
+            f"--resume {self.path} (resume=...) or choose another folder"
+        )
+
+    def _restart_in_place(self) -> None:
+        """Clear what a run that completed no step left here (see `unstarted`), or refuse the folder."""
+        left = unstarted(self.path)
+        if left is None:
+            raise self._taken()
+        if any(p.name == "config.toml" for p in left):
+            self.notes.append(f"{self.path} holds a run that completed no step: it is started again in place")
+        for p in left:
+            if p.name == LOCK_NAME:
+                continue
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+
+    def _tidy(self) -> None:
+        """Remove the temporary files of writes a killed run did not finish (no other run can be writing:
+        this one holds the lock), and drop the torn last line of any JSON-lines file."""
+        for folder in (self.path, self.checkpoints):
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    if TEMPORARY.fullmatch(p.name) and p.is_file():
+                        p.unlink()
+        for file in sorted(self.path.glob("*.jsonl")):
+            text = file.read_text(errors="replace")
+            lines = text.splitlines(keepends=True)
+            while lines and not lines[-1].strip():
+                lines.pop()
+            if not lines:
+                continue
+            try:
+                json.loads(lines[-1])
+            except json.JSONDecodeError:
+                self.write_text(file.name, "".join(lines[:-1]))
+                self.notes.append(
+                    f"{file}: dropped its torn last line ({len(lines[-1].encode())} bytes), cut off by a run "
+                    "that stopped while writing it"
+                )
+                continue
+            if not text.endswith("\n"):  # whole, but the next row must start on a line of its own
+                self.write_text(file.name, text + "\n")
 
     @property
     def tensorboard(self) -> SummaryWriter:
@@ -106,11 +189,21 @@ class RunDir:
         f.flush()
 
     def read(self, name: str) -> list[dict[str, Any]]:
-        """The JSON lines of `name` ([] when there is none)."""
+        """The JSON lines of `name` ([] when there is none); a line that is not JSON is a RunFolderError
+        naming the file and the line (opening the folder has dropped a torn last one)."""
         file = self.path / name
         if not file.is_file():
             return []
-        return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        rows = []
+        for n, line in enumerate(file.read_text(errors="replace").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise RunFolderError(
+                        f"{file}, line {n}: not a JSON object ({e}); the file is damaged"
+                    ) from None
+        return rows
 
     def event(self, event: str, step: int, **details: Any) -> None:
         """A line in events.jsonl: a skipped step, a rollback, early stopping."""
@@ -204,18 +297,25 @@ class RunDir:
         return out
 
     def close(self) -> None:
+        """Close the files and the TensorBoard writer, and give the folder's lock up."""
         self._close_files()
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _close_files(self) -> None:
         for f in self._open.values():
             f.close()
         self._open.clear()
 
-    def __del__(self) -> None:  # a RunDir dropped without close(): its files still close cleanly
+    def __del__(self) -> None:  # a RunDir dropped without close(): its files close, its lock goes
         self._close_files()
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
 
 
 def _finite(x: Any) -> Any:
