@@ -32,7 +32,9 @@ def run_windows(m, x, k1, k2, output="sequence"):
     """Outputs of every window of x (B, T, I), each from the carry of the one before, as in the loop."""
     carry, outs, parts = Carry(), [], spans(x.shape[1], k1)
     for i, (a, b) in enumerate(parts):
-        y, carry = forward(m, x[:, a:b], carry, keep=k2 - k1, output=output, end=i == len(parts) - 1, start=a)
+        y, carry = forward(
+            m, x[:, a:b], carry, context=k2 - k1, output=output, end=i == len(parts) - 1, start=a
+        )
         outs.append(y)
     return outs
 
@@ -272,7 +274,7 @@ def window_grads(m, task, k1, k2):
                 m,
                 w.inputs,
                 carry,
-                keep=k2 - k1,
+                context=k2 - k1,
                 output="sequence",
                 end=w.last,
                 lengths=w.batch.lengths,
@@ -365,7 +367,7 @@ def test_last_output_with_ragged_windows_predicts_from_each_row_final_state():
                 m,
                 x[:, a:b],
                 carry,
-                keep=k2 - k1,
+                context=k2 - k1,
                 output="last",
                 end=i == len(parts) - 1,
                 lengths=lengths,

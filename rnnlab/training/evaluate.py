@@ -49,7 +49,7 @@ def evaluate(
             elif batch.reset is not None and carry.state is not None:
                 carry = tbptt.Carry(tbptt.reset_rows(carry.state, batch.reset))
             y, carry = tbptt.forward(
-                model, batch.inputs, carry, keep=0, output=task.output, end=True, lengths=batch.lengths
+                model, batch.inputs, carry, context=0, output=task.output, end=True, lengths=batch.lengths
             )
             targets = batch.targets
             if task.output == "sequence":  # the valid steps, as one (1, N, ·) sequence
@@ -78,7 +78,7 @@ def check_metric(model: nn.Module, task: Task, device: torch.device, config: Eva
     with torch.no_grad():
         batch = batch.to(device)
         y, _ = tbptt.forward(
-            model, batch.inputs, tbptt.Carry(), keep=0, output=task.output, end=True, lengths=batch.lengths
+            model, batch.inputs, tbptt.Carry(), context=0, output=task.output, end=True, lengths=batch.lengths
         )
         Best(config).update({"loss": 0.0, **task.metrics(y, batch.targets)}, 0)  # raises if it is missing
     model.train(was_training)

@@ -194,7 +194,7 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
     recorded = record.sections(model, task)  # config.toml's [task] and [model]: what is trained here
     b = config.bptt
     k1 = b.k1 if b.mode == "truncated" else 0  # 0: one window over the whole sequence
-    keep = max(0, b.k2 - b.k1) if b.mode == "truncated" and b.k2 and b.k1 else 0  # context steps, k2 - k1
+    context = max(0, b.k2 - b.k1) if b.mode == "truncated" and b.k2 and b.k1 else 0  # context steps, k2 - k1
     seed_everything(config.seed, config.deterministic)
     device = resolve_device(config.device)
     model.to(device).train()
@@ -224,7 +224,7 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
             run.write_config(config, s.step, recorded)  # first: a folder with a config can be resumed
             with interrupts.deferred():  # checkpoint 0: the rollback target until the first periodic one
                 checkpoints.save(0, s.snapshot(config, task))
-        forward = partial(tbptt.forward, model, keep=keep, output=task.output)
+        forward = partial(tbptt.forward, model, context=context, output=task.output)
         windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
         bar = ProgressBar(config.steps, s.step, enabled=progress)
         for note in run.notes:

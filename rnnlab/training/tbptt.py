@@ -189,7 +189,7 @@ def forward(
     x: Tensor,
     carry: Carry,
     *,
-    keep: int,
+    context: int,
     output: str,
     end: bool,
     lengths: Tensor | None = None,
@@ -197,7 +197,7 @@ def forward(
 ) -> tuple[Tensor, Carry]:
     """Run one window of new steps x (B, k1, I); return their outputs and the carry for the next window.
 
-    `keep` = k2 - k1 context steps go to the next window; at the batch's `end` the carry is the final state.
+    `context` = k2 - k1 steps go again to the next window; at the batch's `end` the carry is the final state.
     `lengths` (B,) are the whole sequences' and `start` is the step of the batch that x begins at: each run
     over steps [a, b) of the batch gets clamp(lengths - a, 0, b - a), the context steps included.
     The model needs `forward_with_state(x, state, lengths) -> (y, state)` (as `rnnlab.SequenceModel`).
@@ -208,7 +208,7 @@ def forward(
     if seen:
         x = torch.cat([carry.context, x], dim=1)  # type: ignore[list-item]  # (B, seen + k1, I)
     T, first = x.shape[1], start - seen  # x holds steps [first, first + T) of the batch
-    split = T if end else T - min(keep, T)  # the next window starts from the state at `split`
+    split = T if end else T - min(context, T)  # the next window starts from the state at `split`
     ys, state, split_state = [], carry.state, carry.state
     for a, b in ((0, split), (split, T)):
         if b > a:
