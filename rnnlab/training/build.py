@@ -201,6 +201,9 @@ def step_schedule(scheduler: Scheduler) -> None:
     """Step the schedule once per step, skipped steps included, so that it follows the step counter."""
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         return  # stepped by the validation metric instead
+    if getattr(scheduler, "_step_count", 1) > 1:  # torch's warning below can only come at its first step
+        scheduler.step()
+        return
     with warnings.catch_warnings():  # torch warns if a skipped step comes first; the order is meant
         warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler.step\(\)` before", UserWarning)
         scheduler.step()
