@@ -383,7 +383,7 @@ def _check(model: nn.Module, task: Task, config: TrainConfig) -> None:
     if config.bptt.stateful and not getattr(task, "stream", False):
         raise ConfigError("bptt.stateful: needs a stream task, whose batches continue each other")
     if not hasattr(model, "forward_with_state"):
-        raise ConfigError("model needs forward_with_state(x, state, lengths) -> (y, state) (see SequenceModel)")
+        raise ConfigError("model needs forward_with_state(x, state, lengths) -> (y, state), as SequenceModel")
     if not getattr(model, "batch_first", True):
         raise ConfigError("tasks give batch-first inputs (B, T, I): build the model with batch_first=True")
     if getattr(model, "output", task.output) != task.output:
