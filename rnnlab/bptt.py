@@ -65,6 +65,29 @@ class Kernel:
     def backward(self, saved: Any, weight: Tensor, d_out: Tensor | None, dstate: list[Tensor], masks: Any):
         raise NotImplementedError
 
+    def scan(
+        self,
+        x: Tensor,
+        params: dict[str, Tensor],
+        state: tuple[Tensor, ...],
+        mask: Tensor | None,
+        observer: Observer | None,
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One layer in one autograd node, `_Scan`, which takes torch's four parameters; a kernel for a cell
+        with other parameters (the LayerNorm cells, `bptt_cells.py`) brings a Function of its own."""
+        out, *final = _Scan.apply(
+            self,
+            observer,
+            x,
+            params["weight_ih"],
+            params.get("bias_ih"),
+            params["weight_hh"],
+            params.get("bias_hh"),
+            mask,
+            *state,
+        )
+        return out, tuple(final)
+
 
 #: elements of the largest (k, B, G*H) block of local derivatives computed at once in a backward: small
 #: enough to stay in cache while the loop walks through it, large enough to vectorise well.
@@ -362,15 +385,4 @@ def scan(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run one layer over x (T, B, I) from `state` with torch's parameter names (`weight_ih`, ...); returns
     the outputs (T, B, H) and the final state. The input projection of all steps is one matmul inside."""
-    out, *final = _Scan.apply(
-        kernel,
-        observer,
-        x,
-        params["weight_ih"],
-        params.get("bias_ih"),
-        params["weight_hh"],
-        params.get("bias_hh"),
-        mask,
-        *state,
-    )
-    return out, tuple(final)
+    return kernel.scan(x, params, state, mask, observer)

@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnlab import bptt
-from rnnlab.cells import Cell, GRUCell, LSTMCell, RNNCell
+from rnnlab import bptt, bptt_cells
+from rnnlab.cells import Cell, GRUCell, IndRNNCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 
 #: the methods that define a cell's maths: a class that overrides any of them leaves the fast paths.
 MATHS = ("step", "project", "parameter_shapes")
@@ -45,6 +45,9 @@ _PATHS: dict[type[Cell], Callable[[Any], FastPaths]] = {
     LSTMCell: lambda cell: FastPaths("lstm", bptt.LSTMKernel()),
     GRUCell: lambda cell: FastPaths("gru", bptt.GRUKernel()),
     RNNCell: lambda cell: FastPaths(f"rnn_{cell.nonlinearity}", bptt.RNNKernel(cell.nonlinearity)),
+    IndRNNCell: lambda cell: FastPaths(None, bptt_cells.IndRNNKernel(cell.nonlinearity, cell.recurrent_max)),
+    LayerNormLSTMCell: lambda cell: FastPaths(None, bptt_cells.LayerNormLSTMKernel.of(cell)),
+    LayerNormGRUCell: lambda cell: FastPaths(None, bptt_cells.LayerNormGRUKernel.of(cell)),
 }
 
 #: (fused op family, device type) -> whether `auto` takes torch's fused kernel over the hand-written one,

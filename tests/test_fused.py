@@ -48,8 +48,9 @@ def test_a_subclass_with_the_same_maths_keeps_them():
     paths = fused.fast_paths(DocumentedLSTM(2, 3, device="meta"))
     assert paths.fused_op == "lstm" and isinstance(paths.kernel, rnnlab.bptt.LSTMKernel)
     assert fused.fast_paths(rnnlab.RNNCell(2, 3, nonlinearity="relu", device="meta")).fused_op == "rnn_relu"
-    for cls in (rnnlab.LayerNormLSTMCell, rnnlab.LayerNormGRUCell, rnnlab.IndRNNCell):
-        assert fused.fast_paths(cls(2, 3, device="meta")) == fused.FastPaths()
+    for cls in (rnnlab.LayerNormLSTMCell, rnnlab.LayerNormGRUCell, rnnlab.IndRNNCell):  # hand-written only
+        paths = fused.fast_paths(cls(2, 3, device="meta"))
+        assert paths.fused_op is None and paths.kernel is not None
 
 
 def test_auto_takes_the_path_measured_fastest_on_the_cpu():

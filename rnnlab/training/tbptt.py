@@ -223,8 +223,8 @@ def forward(
         y = y[:, seen:]  # (B, k1, O): the new steps only
     else:
         y = ys[-1]  # (B, O)
-    context = x[:, split:] if split < T else None
-    return y, Carry(detach(split_state), context)
+    rerun = x[:, split:] if split < T else None  # the next window's context
+    return y, Carry(detach(split_state), rerun)
 
 
 def detach(state: Any) -> Any:
