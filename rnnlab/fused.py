@@ -3,11 +3,13 @@
 A cell gets a fast path only if it computes exactly the maths of the class the path was written for:
 
     torch's fused kernel   torch.lstm, torch.gru, torch.rnn_tanh, torch.rnn_relu (cuDNN on CUDA)
-    hand-written kernel    bptt.LSTMKernel, GRUKernel, RNNKernel: one autograd node, every step observable
+    hand-written kernel    bptt.LSTMKernel, GRUKernel, RNNKernel and bptt_cells.IndRNNKernel,
+                           LayerNormLSTMKernel, LayerNormGRUKernel: one autograd node, every step observable
 
 `fast_paths(cell)` decides both, by behaviour rather than ancestry: a subclass of `LSTMCell` that overrides
 `step`, `project` or `parameter_shapes` computes something else, so it gets neither and runs its own maths
-under per-step autograd; a subclass that only adds a docstring or a helper keeps both.
+under per-step autograd; a subclass that only adds a docstring or a helper keeps both. Cells torch does not
+fuse (IndRNN, the LayerNorm cells) have a kernel and no fused op; a cell of your own has neither.
 
 `auto_uses_fused` says which of the two `execution="auto"` takes, from measurement (BENCHMARKS.md,
 `benchmarks/speed.py`): on CPU the hand-written GRU and RNN kernels beat torch's (which steps the GRU and
