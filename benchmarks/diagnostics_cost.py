@@ -1,13 +1,16 @@
 """What observing the gradient through time costs, against a plain unrolled training step in the same run.
 
-    .venv/bin/python benchmarks/diagnostics_cost.py            # T=100, B=64, H=256 LSTM, one thread
+    .venv/bin/python benchmarks/diagnostics_cost.py                        # T=100, B=64, H=256 LSTM
+    .venv/bin/python benchmarks/diagnostics_cost.py --batch 32 --hidden 64   # T=100, B=32, H=64
 
-Variants, run interleaved (one of each per round, so drifts in machine load hit them alike), median over
-rounds:
+The target: the default `watch()`, Jacobian analysis included, at most 2× a plain unrolled step at both
+shapes. Variants, run interleaved (one of each per round, so drifts in machine load hit them alike),
+median over rounds:
 - plain: forward, backward and an SGD update of an `rnnlab.LSTM` on the unrolled path.
 - watched: the same step inside `rnnlab.watch(model, jacobian=False)`: per-step ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖,
   saturation, keep-gate distribution, spectra of every gate block, per-parameter and global gradient norms.
-- watched + Jacobian: with the Jacobian analysis too (power iteration, float32; its passes are printed).
+- watched + Jacobian: the default `watch()`, with the Jacobian analysis (`auto`: the sweep at these
+  sizes, float32; its passes and method are printed).
 - time_profile: `rnnlab.time_profile` on `torch.nn.LSTM` (fused kernel), against one forward and backward
   of that LSTM: the black-box profile's claim is at most one extra pass.
 Prints a Markdown table (the BENCHMARKS.md rows). Not a test: nothing here asserts.
@@ -37,8 +40,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="batch size B")
     parser.add_argument("--hidden", type=int, default=256, help="hidden units H")
     parser.add_argument("--inputs", type=int, default=32, help="input features")
-    parser.add_argument("--rounds", type=int, default=15, help="rounds of the cheap variants")
-    parser.add_argument("--jacobian-rounds", type=int, default=3, help="rounds that include the Jacobian")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds (one run of every variant each)")
+    parser.add_argument(
+        "--jacobian-rounds", type=int, default=None, help="rounds that include the Jacobian (default: all)"
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: steadiest on a busy machine)"
     )
@@ -59,6 +64,7 @@ def main() -> None:
         opt.step()
 
     passes: list[float] = []
+    methods: set[str] = set()
 
     def watched(jacobian: bool) -> Callable[[], None]:
         def run() -> None:
@@ -70,6 +76,7 @@ def main() -> None:
             result = probe.report().layers["l0"].jacobian
             if result is not None:
                 passes.append(result.passes)
+                methods.add(result.method)
 
         return run
 
@@ -95,7 +102,7 @@ def main() -> None:
     for r in range(args.rounds):
         for name, fn in variants.items():
             times[name].append(timed(fn))
-        if r < args.jacobian_rounds:
+        if args.jacobian_rounds is None or r < args.jacobian_rounds:
             times["watched+jacobian"].append(timed(watched(True)))
     med = {name: statistics.median(t) for name, t in times.items()}
 
@@ -114,7 +121,8 @@ def main() -> None:
             "plain step",
         ),
         (
-            f"watch(): + Jacobian analysis ({statistics.median(passes):.0f} sequence passes)",
+            f"watch(): + Jacobian analysis ({', '.join(sorted(methods))}, "
+            f"{statistics.median(passes):.1f} sequence passes)",
             "watched+jacobian",
             "plain",
             "plain step",

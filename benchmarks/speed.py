@@ -18,6 +18,7 @@ time over the faster of fused and unrolled (goal: at most 1.05 at every shape).
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -88,8 +89,12 @@ def measure(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, float
     for fn in fns.values():  # warm-up
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns)
+    shuffle = random.Random(0).shuffle
     for _ in range(repeats):
-        for name, fn in fns.items():
+        shuffle(order)  # a fresh order each round: no variant always runs after the same one
+        for name in order:
+            fn = fns[name]
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)

@@ -201,3 +201,18 @@ def test_nested_probes_both_observe():
             layer(x)[0].sum().backward()
     assert outer.report().layers["l0"].profile_h == inner.report().layers["l0"].profile_h
     assert layer.observer_factory is None
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "indrnn", "layernorm_lstm"])
+def test_the_probe_analyses_the_observed_steps_as_a_replay_would(cell):
+    # closed-form cells are linearised from the states and gates the probe saw; others are replayed
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(2, 6, 1, cell=cell, num_layers=2, bidirectional=True).double()
+    x, lengths = torch.randn(3, 9, 2, dtype=torch.float64), torch.tensor([5, 9, 7])
+    with rnnlab.watch(model, method="exact") as probe:
+        model(x, lengths=lengths).sum().backward()
+    replayed = rnnlab.jacobian_products(model, x, method="exact", lengths=lengths)
+    for name, expected in replayed.items():
+        got = probe.report().layers[name].jacobian
+        assert got.sample == expected.sample == 1 and got.steps == 9  # the longest sequence
+        torch.testing.assert_close(got.norms, expected.norms)

@@ -89,3 +89,15 @@ def test_a_keep_gate_fully_open_keeps_forever():
     z = torch.ones(3, 2, 4)
     keep = saturation.measure({"z": z}, None, (), ("z",), "z")["keep_gate"]
     assert math.isinf(float(keep["memory_steps"]))
+
+
+def test_mid_sized_blocks_get_an_exact_largest_singular_value():
+    torch.manual_seed(0)
+    w = torch.randn(4, 64, 64, dtype=torch.float64) / 8
+    torch.testing.assert_close(spectra.gram_max_singular(w), torch.linalg.matrix_norm(w, ord=2))
+    layer = rnnlab.GRU(3, 64, dtype=torch.float64)
+    blocks = spectra.recurrent_spectra(layer)["l0"]
+    for gate, block in zip("rzn", layer.weight_hh_l0.detach().chunk(3), strict=True):
+        assert blocks[gate]["max_singular"] == pytest.approx(float(torch.linalg.matrix_norm(block, ord=2)))
+        rho = float(torch.linalg.eigvals(block).abs().max())
+        assert blocks[gate]["spectral_radius"] == pytest.approx(rho, rel=0.01)

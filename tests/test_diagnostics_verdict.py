@@ -134,16 +134,30 @@ def test_healthy_lstm_on_a_short_task_raises_no_alarm():
 
 
 def test_checks_run_in_order_and_keep_every_flag():
+    # saturation names the verdict over closed keep gates: it is their cause, they are its evidence
     e = Evidence(cell="LSTMCell", gated=True, steps=100, jacobian_steps=100, keep_gate="f", keep_median=0.01)
     e.full_product, e.growth, e.tanh_saturated = 1e-9, 0.5, 0.9
     v = diagnose(e)
-    assert v.name == "forgetting" and v.flags == ["forgetting", "saturated", "vanishing"]
+    assert v.name == "saturated" and v.flags == ["saturated", "forgetting", "vanishing"]
+    assert "median f gate 0.01" in v.evidence and v.severity == "alarm"
+    e.tanh_saturated = 0.1
+    assert diagnose(e).name == "forgetting" and diagnose(e).flags == ["forgetting", "vanishing"]
     e.nonfinite_grad_step = 42
     v = diagnose(e)
     assert v.name == "exploding" and "step 42" in v.evidence
     assert v.remedies == ["clip.mode=norm clip.max_norm=1"] and v.hints == ["lower optim.lr"]
     assert v.message.endswith(": try clip.mode=norm clip.max_norm=1; also: lower optim.lr")
     assert v.to_dict()["hints"] == ["lower optim.lr"]
+    e.nonfinite_weights = ["encoder.bias_hh_l0"]
+    assert (
+        diagnose(e).name == "non-finite weight"
+        and "encoder.bias_hh_l0 holds NaN or Inf" in diagnose(e).evidence
+    )
+    e.nonfinite_input = (3, 17)
+    v = diagnose(e)
+    assert v.name == "non-finite input" and v.evidence.startswith("at sample 3, step 17")
+    assert v.remedies == [] and "clean the data" in v.hints
+    assert v.flags[:3] == ["non-finite input", "non-finite weight", "exploding"]
 
 
 @pytest.mark.parametrize(
@@ -179,7 +193,9 @@ def test_clip_threshold_follows_the_median_norm():
         "model.init=orthogonal",
     ]
     assert "pre-clip norm 30000 (median 0.7)" in v.evidence and "spectral radius 1.8" in v.evidence
-    assert v.message.startswith("exploding: ") and ": try clip.mode=norm clip.max_norm=1, " in v.message
+    assert (
+        v.message.startswith("alarm: exploding: ") and ": try clip.mode=norm clip.max_norm=1, " in v.message
+    )
     for median, threshold in [(2.5, "5"), (1.0, "1"), (0.031, "0.05"), (1500.0, "2000"), (3e6, "5e+06")]:
         e.median_grad_norm = median
         assert diagnose(e).remedies[0] == f"clip.mode=norm clip.max_norm={threshold}", median
@@ -202,6 +218,13 @@ BRANCHES = {
     "vanishing product": ("vanishing", {"full_product": 1e-9, "gamma": 0.8, "horizon": 4.5}),
     "vanishing profile": ("vanishing", {"profile_drop": 0.0}),
     "healthy": ("healthy", {"gamma": 0.99, "horizon": 945.3}),
+    "nonfinite input": ("non-finite input", {"nonfinite_input": (3, 17), "nonfinite_samples": 2, "batch": 8}),
+    "nonfinite input from below": ("non-finite input", {"below_nonfinite": "l0", "nonfinite_state_step": 4}),
+    "nonfinite weight": ("non-finite weight", {"nonfinite_weights": ["encoder.weight_hh_l0"]}),
+    "nonfinite loss": ("non-finite gradient", {"nonfinite_loss_step": 79, "nonfinite_grad_step": 79}),
+    "nonfinite from above": ("non-finite gradient", {"above_nonfinite": "l1", "nonfinite_grad_step": 2}),
+    "profile growth of many losses": ("healthy", {"profile_growth": 2e3, "loss_terms": 80}),
+    "vanishing note": ("vanishing", {"full_product": 1e-5, "gamma": 0.8, "horizon": 40.0}),
 }
 
 
@@ -217,7 +240,8 @@ def test_every_remedy_is_a_config_override_that_builds_a_model(cell, branch):
     for name, value in measured.items():
         setattr(e, name, value)
     v = diagnose(e)
-    assert v.name == expected and bool(v.remedies) == (expected != "healthy")
+    assert v.name == expected
+    assert bool(v.remedies) == (expected not in ("healthy", "non-finite input", "non-finite gradient"))
     base = override(TrainConfig(), {"model.cell": cell})
     task = SimpleNamespace(input_size=2, output_size=1, output="last")
     for remedy in v.remedies:

@@ -3,10 +3,11 @@
 probe.py       watch(model): observe a forward and backward, report per layer and direction
 profile.py     time_profile(model, inputs, loss_fn): ‖∂L/∂x_t‖ for any model (black box)
 jacobian.py    jacobian_products: ‖∂s_L/∂s_t‖₂, γ per step, memory horizon
-trajectory.py  one sequence replayed through a layer stack, for the Jacobian analysis
+linearisation.py  the step Jacobians of one trajectory: closed forms for torch's cells, autograd otherwise
+trajectory.py  one sequence of a layer stack's call (observed or replayed), for the Jacobian analysis
 spectra.py     spectral radius and largest singular value of every recurrent gate block
 saturation.py  saturated tanh units and sigmoid gates, keep-gate distribution
-verdict.py     named thresholds, verdicts and remedies
+verdict.py     named thresholds, verdicts with a severity (alarm, note), their precedence and remedies
 report.py      Report / LayerReport: dict, JSON, table
 plots.py       matplotlib figures of a run's diagnostics.jsonl
 """

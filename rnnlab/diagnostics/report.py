@@ -1,8 +1,9 @@
 """What a probe found: one `LayerReport` per layer and direction, a `Report` over the model.
 
 `Report.to_dict()` is what `diagnostics.jsonl` holds (one object per probe); `str(report)` is a short
-table with the verdict of every layer and, for each alarm, its numbers, the options to try (config
-overrides) and hints. "-" marks a number that was not measured. Non-finite
+table with the verdict and severity (alarm, note, ok) of every layer and, for each finding, its numbers,
+the options to try (config overrides) and hints, then the notes. "-" marks a number that was not
+measured. Non-finite
 numbers stay floats (`NaN`, `Infinity` in the JSON, as Python's `json` writes and reads them).
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 from torch import Tensor
 
 from rnnlab.diagnostics.jacobian import JacobianResult
-from rnnlab.diagnostics.verdict import Verdict
+from rnnlab.diagnostics.verdict import Evidence, Verdict
 from rnnlab.text import format_number
 
 
@@ -50,6 +51,8 @@ class LayerReport:
     jacobian: JacobianResult | None
     nonfinite: dict[str, int | None]
     verdict: Verdict
+    jacobian_skipped: str | None = None
+    evidence: Evidence | None = field(default=None, repr=False)  # what the verdict rests on
 
     @property
     def spectral_radius(self) -> float | None:
@@ -60,6 +63,11 @@ class LayerReport:
     def first_over_peak(self) -> float | None:
         """‖∂L/∂s‖ at the first processed step over its peak, the best over h (and c)."""
         return first_over([p for p in (self.profile_h, self.profile_c) if p], "peak")
+
+    @property
+    def first_over_last(self) -> float | None:
+        """‖∂L/∂s‖ at the first processed step over the one at the last, the largest over h (and c)."""
+        return first_over([p for p in (self.profile_h, self.profile_c) if p], "last")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +80,7 @@ class LayerReport:
             "spectra": self.spectra,
             "jacobian": None if self.jacobian is None else self.jacobian.to_dict(),
             "nonfinite": self.nonfinite,
+            "jacobian_skipped": self.jacobian_skipped,
             "verdict": self.verdict.to_dict(),
         }
 
@@ -85,6 +94,7 @@ class Report:
     param_grad_norms: dict[str, float]
     nonfinite_params: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    nonfinite_weights: list[str] = field(default_factory=list)
 
     @property
     def verdicts(self) -> dict[str, str]:
@@ -95,11 +105,17 @@ class Report:
     def healthy(self) -> bool:
         return all(v == "healthy" for v in self.verdicts.values())
 
+    @property
+    def alarms(self) -> dict[str, Verdict]:
+        """{layer: verdict} of the layers whose verdict is an alarm (not a note)."""
+        return {name: layer.verdict for name, layer in self.layers.items() if layer.verdict.alarm}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "grad_norm": self.grad_norm,
             "param_grad_norms": self.param_grad_norms,
             "nonfinite_params": self.nonfinite_params,
+            "nonfinite_weights": self.nonfinite_weights,
             "layers": {name: layer.to_dict() for name, layer in self.layers.items()},
             "notes": self.notes,
         }
@@ -111,6 +127,7 @@ class Report:
         head = (
             "layer",
             "verdict",
+            "severity",
             "‖∂L/∂s_0‖/peak",
             "γ/step",
             "horizon",
@@ -124,6 +141,7 @@ class Report:
                 (
                     name,
                     layer.verdict.name,
+                    layer.verdict.severity,
                     _fmt(layer.first_over_peak),
                     _fmt(layer.jacobian.gamma if layer.jacobian else None),
                     _fmt(layer.jacobian.horizon if layer.jacobian else None),
@@ -134,12 +152,15 @@ class Report:
             )
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-        lines += [
-            f"  {name}: {layer.verdict.message}" for name, layer in self.layers.items() if layer.verdict.flags
-        ]
+        for name, layer in self.layers.items():
+            if layer.verdict.flags:
+                lines.append(f"  {name}: {layer.verdict.message}")
+            lines += [f"  {name}: note: {note}" for note in layer.verdict.notes]
         lines.append(f"gradient norm before clipping: {_fmt(self.grad_norm)}")
         if self.nonfinite_params:
             lines.append("non-finite gradients in: " + ", ".join(self.nonfinite_params))
+        if self.nonfinite_weights:
+            lines.append("non-finite weights in: " + ", ".join(self.nonfinite_weights))
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -160,6 +181,21 @@ def first_over(profiles: list[list[float]] | None, to: str) -> float | None:
         if ref > 0 and math.isfinite(ref) and math.isfinite(p[0]):
             ratios.append(p[0] / ref)
     return max(ratios) if ratios else None
+
+
+def profile_horizon(profiles: list[list[float]] | None, threshold: float) -> float | None:
+    """The steps back from the last processed one until ‖∂L/∂s_t‖ first falls below `threshold` × its
+    peak, the longest over the state fields; None where it never does (or nothing was measured)."""
+    horizons = []
+    for p in profiles or []:
+        peak = max(p) if p else 0.0
+        if not peak > 0 or not math.isfinite(peak):
+            continue
+        below = [len(p) - 1 - t for t in range(len(p) - 1, -1, -1) if p[t] < threshold * peak]
+        if not below:
+            return None
+        horizons.append(float(below[0]))
+    return max(horizons) if horizons else None
 
 
 def _get(d: Any, *keys: str) -> Any:

@@ -280,6 +280,7 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
             step_schedule(scheduler)
 
             # ---- log: loss, gradient norm before and after clipping, lr, the task's metrics
+            diagnostics.observe(s.step, loss_value, norm)  # every step: precursor warnings, the loss trend
             if s.step % config.log_every == 0 or bad is not None:
                 row = _train_row(s.step, window, loss_value, clipped, lr, skipped=bad is not None)
                 row["time_s"] = time.perf_counter() - t0  # since this session of the run began
