@@ -14,6 +14,7 @@ build.py       seeds, device, model, optimiser and schedule from the config
 run.py         the run folder: metrics.jsonl, TensorBoard, summary.json, loss.png
 record.py      what the run folder says about the model and the task it trained
 diagnostics.py rnnlab.watch every N steps, into the run folder
+precursor.py   a gradient-norm spike or climb, warned before anything is non-finite
 progress.py    the progress bar
 """
 
