@@ -12,9 +12,10 @@ under per-step autograd; a subclass that only adds a docstring or a helper keeps
 fuse (IndRNN, the LayerNorm cells) have a kernel and no fused op; a cell of your own has neither.
 
 `auto_uses_fused` says which of the two `execution="auto"` takes, from measurement (BENCHMARKS.md,
-`benchmarks/speed.py`): on CPU the hand-written GRU and RNN kernels beat torch's (which steps the GRU and
-RNN in C++ one op at a time), torch's fused LSTM beats ours; on CUDA, cuDNN beats anything stepped from
-Python.
+`benchmarks/speed.py`): for training on CPU the hand-written GRU and RNN kernels beat torch's (which steps
+the GRU and RNN in C++ one op at a time), torch's LSTM (oneDNN's fused RNN) beats ours; without gradients
+(evaluation, inference) torch's kernels are the faster for all three; on CUDA, cuDNN beats anything
+stepped from Python.
 """
 
 from __future__ import annotations
@@ -67,11 +68,13 @@ def fast_paths(cell: Cell) -> FastPaths:
     return FastPaths()
 
 
-def auto_uses_fused(paths: FastPaths, device: torch.device) -> bool:
-    """Whether `execution="auto"` runs torch's fused kernel (else the hand-written one) on `device`."""
+def auto_uses_fused(paths: FastPaths, device: torch.device, grad: bool = True) -> bool:
+    """Whether `execution="auto"` runs torch's fused kernel (else the hand-written one) on `device`, for a
+    forward whose backward follows (`grad`) or not: without one torch's kernels are the faster on CPU too
+    (`benchmarks/speed.py --inference`), since the hand-written kernels save for a backward."""
     if paths.fused_op is None:
         return False
-    if paths.kernel is None:
+    if paths.kernel is None or not grad:
         return True
     family = paths.fused_op.split("_")[0]
     return _AUTO_FUSED.get((family, device.type), True)

@@ -208,13 +208,16 @@ class Recurrent(nn.Module):
     def state_fields(self) -> tuple[str, ...]:
         return tuple(self.cell.state_type._fields)
 
-    def uses_fused(self) -> bool:
-        """Whether the next forward runs on torch's fused kernel."""
+    def uses_fused(self, grad: bool | None = None) -> bool:
+        """Whether the next forward runs on torch's fused kernel; `grad`: whether a backward will follow
+        (default: whether autograd is on and the parameters require gradients)."""
         if self.execution in ("unrolled", "reference") or self.observer_factory is not None:
             return False
         if self.execution == "fused":
             return self.paths[0].fused_op is not None
-        return fused.auto_uses_fused(self.paths[0], self.first_weight.device)
+        if grad is None:
+            grad = torch.is_grad_enabled() and self.first_weight.requires_grad
+        return fused.auto_uses_fused(self.paths[0], self.first_weight.device, grad)
 
     def extra_repr(self) -> str:
         name = type(self.cells[0]).__name__
@@ -245,7 +248,9 @@ class Recurrent(nn.Module):
             )
         if x.shape[1] == 0:  # an empty batch: nothing to scan, but the graph still reaches the weights
             out, final = self._empty(x, state)
-        elif self.uses_fused():
+        elif self.uses_fused(
+            grad=torch.is_grad_enabled() and (x.requires_grad or self.first_weight.requires_grad)
+        ):
             op = self.paths[0].fused_op
             assert op is not None
             out, final = fused.run(

@@ -61,6 +61,12 @@ def test_auto_takes_the_path_measured_fastest_on_the_cpu():
     assert fused.auto_uses_fused(fused.fast_paths(rnnlab.GRUCell(2, 3, device="meta")), torch.device("cuda"))
     assert not fused.auto_uses_fused(fused.FastPaths(), cpu)
     assert rnnlab.GRU(2, 3, execution="fused").uses_fused()
+    gru = rnnlab.GRU(2, 3)
+    assert gru.uses_fused(grad=False)  # without a backward torch's kernels are the faster for all three
+    with torch.no_grad():
+        assert gru.uses_fused()
+    gru.requires_grad_(False)
+    assert gru.uses_fused()
 
 
 @pytest.mark.parametrize("execution", ["fused", "unrolled", "reference"])

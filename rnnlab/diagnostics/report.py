@@ -133,7 +133,7 @@ class Report:
             "horizon",
             "max ρ(W_hh)",
             "tanh sat",
-            "keep",
+            "keep gate",
         )
         rows = [head]
         for name, layer in self.layers.items():
