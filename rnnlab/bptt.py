@@ -118,15 +118,24 @@ class RNNKernel(Kernel):
     def __init__(self, nonlinearity: str) -> None:
         self.tanh = nonlinearity == "tanh"
 
+    def recurrent(self, weight: Tensor) -> Tensor:
+        """What `recur` multiplies h_{t-1} by: W_hhᵀ (a view, made once per forward)."""
+        return weight.t()
+
+    @staticmethod
+    def recur(pre_t: Tensor, h: Tensor, recurrent: Tensor) -> None:
+        """pre_t += W_hh h_{t-1}, in place."""
+        pre_t.addmm_(h, recurrent)
+
     def forward(self, pre, weight, bias, state, masks):
         T = pre.shape[0]
-        wt = weight.t()
+        recurrent = self.recurrent(weight)
         states = _state_buffer(state[0], T)
         out = pre  # activated in place: pre_t becomes h_t
         h_after = _steps(states[1:])
         h = state[0]
         for t, h_new in enumerate(out.unbind(0)):
-            h_new.addmm_(h, wt)
+            self.recur(h_new, h, recurrent)
             if self.tanh:
                 h_new.tanh_()
             else:

@@ -55,30 +55,20 @@ _layer_norm = torch.native_layer_norm  # (z, shape, w, b, eps) -> (LN(z), mean, 
 _layer_norm_backward = torch.ops.aten.native_layer_norm_backward.default  # -> (∂z, ∂w, ∂b), as asked
 
 
-class IndRNNKernel(bptt.Kernel):
-    """IndRNN (see the module docstring): `weight` is the vector u (H,), clamped to ±recurrent_max."""
+class IndRNNKernel(bptt.RNNKernel):
+    """IndRNN (see the module docstring): `weight` is the vector u (H,), clamped to ±recurrent_max; the
+    forward is the Elman kernel's with u ⊙ h_{t-1} for W_hh h_{t-1}."""
 
     def __init__(self, nonlinearity: str, recurrent_max: float) -> None:
-        self.tanh = nonlinearity == "tanh"
+        super().__init__(nonlinearity)
         self.recurrent_max = recurrent_max
 
-    def forward(self, pre, weight, bias, state, masks):
-        T = pre.shape[0]
-        u = weight.clamp(-self.recurrent_max, self.recurrent_max)
-        states = _state_buffer(state[0], T)
-        out = pre  # activated in place: pre_t becomes h_t
-        h_after = states[1:].unbind(0)
-        h = state[0]
-        for t, h_new in enumerate(out.unbind(0)):
-            h_new.addcmul_(u, h)
-            if self.tanh:
-                h_new.tanh_()
-            else:
-                h_new.relu_()
-            h = _masked_update(masks, t, h_new, h, h_after)
-        if masks is None:
-            states[1:] = out  # the outputs are never saved, so they stay the caller's to modify
-        return out, (h,), (states,), (states[1:],), {"h": states[1:]}
+    def recurrent(self, weight: Tensor) -> Tensor:
+        return weight.clamp(-self.recurrent_max, self.recurrent_max)
+
+    @staticmethod
+    def recur(pre_t: Tensor, h: Tensor, recurrent: Tensor) -> None:
+        pre_t.addcmul_(recurrent, h)
 
     def backward(self, saved, weight, d_out, dstate, masks):
         (states,) = saved  # at valid steps the state is f(pre); elsewhere its derivative is masked out
