@@ -41,6 +41,28 @@ def run(folder, steps, resume=False, signal_at=None, signum=signal.SIGINT):
     return model, train(model, task, config, resume=folder if resume else None, progress=False)
 
 
+@pytest.fixture(autouse=True)
+def python_signal_handlers():
+    """Python's own handlers, whatever this test process inherited (a background job ignores SIGINT)."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+
+
+def test_an_ignored_signal_stays_ignored():
+    from rnnlab.training.signals import Interrupts
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    interrupts = Interrupts().install()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # handled
+    interrupts.restore()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_ctrl_c_ends_the_step_saves_and_the_run_resumes_exactly(tmp_path):
     straight, _ = run(tmp_path / "straight", 9)
     with pytest.raises(Interrupted) as e:

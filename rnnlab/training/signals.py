@@ -49,10 +49,12 @@ class Interrupts:
         return None if self.signum is None else signal.Signals(self.signum).name
 
     def install(self) -> Interrupts:
-        """Handle SIGINT and SIGTERM until `restore()` (from the main thread only)."""
+        """Handle SIGINT and SIGTERM until `restore()` (from the main thread only). A signal the process
+        was told to ignore (`nohup`, a background job's SIGINT) stays ignored, as Python leaves it."""
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def restore(self) -> None:
