@@ -211,18 +211,17 @@ class RunDir:
 
     def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
         """Log the finite numbers of `values` to TensorBoard as `prefix/name`, in one event (one record
-        for all of them instead of one per scalar: the writer's per-call cost dominates small runs)."""
-        from torch.utils.tensorboard.summary import scalar
+        for all of them, built as protobuf values directly: torch's `add_scalar` costs ~15 µs a value in
+        NumPy checks, which dominated a small model's step)."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
 
         tags = [
-            scalar(f"{prefix}/{name}", float(value)).value[0]
+            Summary.Value(tag=f"{prefix}/{name}", simple_value=float(value))
             for name, value in values.items()
             if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         ]
         if tags:
-            writer = self.tensorboard
-            summary = type(scalar("", 0.0))(value=tags)
-            writer._get_file_writer().add_summary(summary, step)
+            self.tensorboard._get_file_writer().add_summary(Summary(value=tags), step)
 
     def log(self, row: Mapping[str, Any]) -> None:
         """A metrics row: to metrics.jsonl and, under train/ or val/, to TensorBoard."""
