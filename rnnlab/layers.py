@@ -142,6 +142,7 @@ class Recurrent(nn.Module):
         ]
         self._place_cells()
         self.reset_parameters()
+        self.flatten_parameters()  # as torch's layers do: built on CUDA, the weights start contiguous
 
     @staticmethod
     def _name(name: str, layer: int, direction: int) -> str:
