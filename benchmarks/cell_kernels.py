@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from speed import CountingObserver  # the same observer as the layer benchmark (this folder)
 
 import rnnlab
 
@@ -32,19 +33,6 @@ LAYERS = {
 }
 #: the speed goals, as a ratio to torch.nn.LSTM at (500, 64, 128)
 GOALS = {"indrnn": 0.5, "layernorm_lstm": 1.5, "layernorm_gru": 1.5}
-
-
-class CountingObserver:
-    """Touches every step's state and gradient, as a probe would, so nothing can be skipped."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def forward(self, states, gates, mask) -> None:
-        self.steps += states[0].shape[0]
-
-    def backward(self, grads) -> None:
-        self.steps += grads[0].shape[0]
 
 
 def variants(cells: list[str], T: int, B: int, H: int, autograd: bool) -> dict[str, Callable[[], None]]:
