@@ -15,6 +15,7 @@ from rnnlab.cells import (
     LayerNormLSTMCell,
     LSTMCell,
     LSTMState,
+    OrthogonalCell,
     RNNCell,
     cell_type,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "IndRNNCell",
     "LSTMCell",
     "LSTMState",
+    "OrthogonalCell",
     "LayerNormGRUCell",
     "LayerNormLSTMCell",
     "RNNCell",

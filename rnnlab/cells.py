@@ -17,17 +17,28 @@ layer, and `CELLS` (below) is the registry that `cell_type`, the config and the 
 
 `gates_t` maps a name to an activation of shape (B, H) so that diagnostics can measure saturation without
 recomputing anything: `sigmoid_gates` and `tanh_units` list which names are which.
+
+A cell may keep a parameter on a manifold: `constraints()` maps its local name to a `Constraint` (the
+orthogonal cell's `weight_hh` -> `Orthogonal`), and whoever owns the parameter (the layer, or a cell of its
+own) registers it once initialised (`constrain`). The weight is then computed from the trained tensors by
+torch's parametrization whenever it is read (`getattr`, `units()`), and written only through it: an
+initialiser writes into a draft that `writable` brings onto the constraint and assigns on leaving.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Protocol, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrizations, parametrize
+
+from rnnlab.init import henaff
 
 Params = Mapping[str, Tensor]
 Gates = dict[str, Tensor]
@@ -94,6 +105,7 @@ class Cell(nn.Module):
             self.describe_only()
         else:
             self.reset_parameters()
+            constrain(self, self.constraints())
 
     def describe_only(self, device: Any = None, dtype: Any = None) -> Cell:
         """Drop this cell's own parameters: it becomes the description of a layer's cell (see the module
@@ -124,6 +136,17 @@ class Cell(nn.Module):
             shapes |= {"bias_ih": (g,), "bias_hh": (g,)}
         return shapes
 
+    def constraints(self) -> dict[str, Constraint]:
+        """Local name -> the constraint that keeps that parameter on its manifold; none by default."""
+        return {}
+
+    @contextmanager
+    def writable_parameters(self) -> Iterator[list[tuple[Cell, dict[str, Tensor]]]]:
+        """This cell's parameters to write in place, as `[(self, params)]` (the form `Recurrent` gives for
+        each of its units): a constrained weight is a draft, assigned through its constraint on leaving."""
+        with writable(self, self, {name: name for name in self.parameter_shapes()}) as params:
+            yield [(self, params)]
+
     def reset_parameters(self, params: Params | None = None) -> None:
         """torch's default: every parameter uniform in ±1/√H (this cell's own when `params` is None)."""
         params = self.own_parameters() if params is None else params
@@ -152,7 +175,10 @@ class Cell(nn.Module):
         return self.state_type(*([zeros] * len(self.state_type._fields)))
 
     def own_parameters(self) -> dict[str, Tensor]:
-        return dict(self.named_parameters(recurse=False))
+        """This cell's parameters under its names (a constrained one as its parametrization computes it)."""
+        if self.is_description:
+            return {}
+        return {name: getattr(self, name) for name in self.parameter_shapes()}
 
     def forward(self, x: Tensor, state: Any = None) -> Any:
         """One step with this cell's own parameters, called as torch's cells are.
@@ -403,6 +429,206 @@ class IndRNNCell(Cell):
         return HiddenState(h), {"h": h}
 
 
+# ------------------------------------------------------------------------------------------- constraints
+
+
+class Constraint(Protocol):
+    """Keeps one parameter on a manifold, through a torch parametrization registered on its owner."""
+
+    @property
+    def description(self) -> str:
+        """What the constraint fixes, for the initialisers' errors ("kept orthogonal, ...")."""
+        ...
+
+    def register(self, module: nn.Module, name: str) -> None:
+        """Parametrize `module.<name>` (initialised already) so that it stays on the manifold."""
+        ...
+
+    def nearest(self, value: Tensor) -> Tensor:
+        """The point of the manifold nearest to `value`: what an assignment of `value` becomes."""
+        ...
+
+
+#: the maps of `torch.nn.utils.parametrizations.orthogonal` from skew-symmetric to orthogonal matrices.
+ORTHOGONAL_MAPS = ("matrix_exp", "cayley")
+
+
+@dataclass(frozen=True)
+class Orthogonal:
+    """W stays exactly orthogonal (WᵀW = I): torch's `orthogonal` parametrization with its default dynamic
+    trivialization computes `W = base @ map(A − Aᵀ)` from the trained lower triangle A
+    (`parametrizations.<name>.original`) and an orthogonal buffer `base` (`parametrizations.<name>.0.base`),
+    map = `torch.matrix_exp` (expRNN) or the Cayley transform (scoRNN). Assigning W sets base = W, A = 0."""
+
+    orthogonal_map: str = "matrix_exp"
+    description: str = "kept orthogonal, so its spectral radius is always 1"
+
+    def register(self, module: nn.Module, name: str) -> None:
+        with torch.no_grad():
+            weight = getattr(module, name)
+            weight.copy_(self.nearest(weight))  # else torch would orthogonalise it by QR
+        parametrizations.orthogonal(module, name, self.orthogonal_map)
+
+    def nearest(self, value: Tensor) -> Tensor:
+        """The orthogonal matrix nearest to `value` in Frobenius norm: the polar factor U Vᵀ of its SVD
+        U S Vᵀ, computed in float64; `value` itself when it is orthogonal to rounding already (torch's
+        tolerance, 10·n·ε), so that an orthogonal matrix is kept bit for bit."""
+        if value.dim() != 2 or value.shape[0] != value.shape[1]:
+            raise ValueError(f"an orthogonal weight must be a square matrix, got shape {tuple(value.shape)}")
+        n = value.shape[0]
+        eye = torch.eye(n, dtype=value.dtype, device=value.device)
+        if torch.allclose(value.T @ value, eye, atol=10.0 * n * torch.finfo(value.dtype).eps):
+            return value
+        u, _, vh = torch.linalg.svd(value.to(torch.float64))
+        return (u @ vh).to(value.dtype)
+
+
+def constrain(module: nn.Module, constraints: Mapping[str, Constraint]) -> None:
+    """Register each constraint on the attribute of `module` it names (attribute -> constraint), and let
+    `module.load_state_dict` take these tensors under their plain names too (see `_LoadPlainNames`)."""
+    for name, constraint in constraints.items():
+        constraint.register(module, name)
+    if constraints:
+        module.register_load_state_dict_pre_hook(_LoadPlainNames(dict(constraints)))
+
+
+class _LoadPlainNames:
+    """A `load_state_dict` pre-hook for a module with constrained tensors. Its own state dict holds each one
+    as its parametrization's tensors (`parametrizations.weight_hh_l0.original` and `….0.base`), which an
+    exact resume needs; a state dict that holds the plain matrix instead (`weight_hh_l0`, as torch's layers
+    and `Recurrent.cell_parameters()` name it) is brought onto the constraint and assigned, and the
+    parametrization's entries are filled from the result."""
+
+    def __init__(self, constraints: dict[str, Constraint]) -> None:
+        self.constraints = constraints
+
+    def __call__(self, module: nn.Module, state_dict: dict[str, Any], prefix: str, *hook_args: Any) -> None:
+        error_msgs: list[str] = hook_args[-1]  # torch raises them together once the whole load is done
+        for name, constraint in self.constraints.items():
+            value = state_dict.pop(prefix + name, None)
+            if value is None:
+                continue
+            current = getattr(module, name)
+            if value.shape != current.shape:
+                error_msgs.append(
+                    f"size mismatch for {prefix}{name}: copying a param with shape {tuple(value.shape)} "
+                    f"from checkpoint, the shape in current model is {tuple(current.shape)}."
+                )
+                continue
+            with torch.no_grad():
+                setattr(module, name, constraint.nearest(value.to(current)))
+            owned = cast(nn.ModuleDict, module.parametrizations)[name]
+            for key, tensor in [*owned.named_parameters(), *owned.named_buffers()]:
+                state_dict[f"{prefix}parametrizations.{name}.{key}"] = tensor.detach().clone()
+
+
+@contextmanager
+def writable(module: nn.Module, cell: Cell, names: Mapping[str, str]) -> Iterator[dict[str, Tensor]]:
+    """The parameters of `cell` that `module` holds (local name -> attribute name), to write in place.
+
+    A plain parameter is itself. A parametrized one is computed, so writing into it would change nothing:
+    it is a draft copy instead, which on leaving, if written, is brought onto the cell's constraint
+    (`Constraint.nearest`) and assigned, as torch assigns a parametrized tensor (its `right_inverse`).
+    Nothing is assigned when the block raises.
+    """
+    params: dict[str, Tensor] = {}
+    drafts: dict[str, tuple[Tensor, Tensor]] = {}
+    for local, attribute in names.items():
+        value = getattr(module, attribute)
+        if parametrize.is_parametrized(module, attribute):
+            params[local] = value.detach().clone()
+            drafts[local] = (params[local], value.detach())
+        else:
+            params[local] = value
+    yield params
+    constraints = cell.constraints()
+    with torch.no_grad():
+        for local, (draft, before) in drafts.items():
+            if not torch.equal(draft, before):
+                constraint = constraints.get(local)
+                setattr(module, names[local], draft if constraint is None else constraint.nearest(draft))
+
+
+# ------------------------------------------------------------------------------------------ orthogonal
+
+
+def modrelu(z: Tensor, b: Tensor) -> Tensor:
+    """modReLU of real units (Arjovsky et al. 2016, as expRNN's code has it): `sign(z) ⊙ relu(|z| + b)`.
+    It keeps each unit's sign and shrinks its magnitude by −b (b < 0: a dead zone |z| ≤ −b); b = 0 is
+    the identity."""
+    return torch.sign(z) * torch.relu(z.abs() + b)
+
+
+class OrthogonalCell(Cell):
+    """Orthogonal RNN (expRNN, Lezcano-Casado & Martínez-Rubio 2019; scoRNN, Helfrich et al. 2018; uRNN,
+    Arjovsky et al. 2016 for the unitary case):
+
+    `h_t = modReLU(W_ih x_t + b_ih + W_hh h_{t-1})`, `modReLU(z) = sign(z) ⊙ relu(|z| + b)`,
+
+    with W_hh (H, H) exactly orthogonal throughout training (`Orthogonal`: torch's parametrization,
+    `orthogonal_map` "matrix_exp" as expRNN or "cayley" as scoRNN), so ‖W_hh v‖ = ‖v‖ and the linear part
+    of the step neither shrinks nor grows a gradient through time; b (`bias_mod`, (H,)) is modReLU's
+    learnable per-unit bias, part of the nonlinearity and so present with `bias=False` too, which drops
+    only b_ih.
+
+    Initialisation as expRNN's copy task: W_hh block-diagonal 2×2 rotations by angles U(−π, π) (Henaff et
+    al. 2016, `rnnlab.init.henaff`), W_ih Kaiming normal (fan-in, ReLU gain: std √(2/I)), b_ih = 0,
+    b ~ U(−0.01, 0.01). A recurrent initialiser (`init=`) that gives a non-orthogonal matrix is replaced by
+    the nearest orthogonal one (its polar factor); `spectral_radius=` is refused, being always 1.
+    """
+
+    gate_biases = ("bias_ih",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        orthogonal_map: str = "matrix_exp",
+        **kwargs: Any,
+    ) -> None:
+        if orthogonal_map not in ORTHOGONAL_MAPS:
+            raise ValueError(
+                f"orthogonal_map must be one of {', '.join(map(repr, ORTHOGONAL_MAPS))}, "
+                f"got {orthogonal_map!r}"
+            )
+        self.orthogonal_map = orthogonal_map
+        super().__init__(input_size, hidden_size, bias, **kwargs)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        h = self.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (h, self.input_size), "weight_hh": (h, h)}
+        if self.bias:
+            shapes["bias_ih"] = (h,)
+        shapes["bias_mod"] = (h,)
+        return shapes
+
+    def constraints(self) -> dict[str, Constraint]:
+        return {"weight_hh": Orthogonal(self.orthogonal_map)}
+
+    def reset_parameters(self, params: Params | None = None) -> None:
+        if params is None:
+            with self.writable_parameters() as [(_, own)]:
+                self.reset_parameters(own)
+            return
+        with torch.no_grad():
+            nn.init.kaiming_normal_(params["weight_ih"], nonlinearity="relu")
+            henaff(params["weight_hh"])
+            if "bias_ih" in params:
+                params["bias_ih"].zero_()
+            params["bias_mod"].uniform_(-0.01, 0.01)
+
+    def step(self, params: Params, px: Tensor, state: tuple[Tensor, ...]) -> tuple[Any, Gates]:
+        h = modrelu(px + F.linear(state[0], params["weight_hh"]), params["bias_mod"])
+        return HiddenState(h), {"h": h}
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        return (
+            text if self.orthogonal_map == "matrix_exp" else f"{text}, orthogonal_map={self.orthogonal_map!r}"
+        )
+
+
 CELLS: dict[str, type[Cell]] = {
     "rnn": RNNCell,
     "lstm": LSTMCell,
@@ -410,11 +636,13 @@ CELLS: dict[str, type[Cell]] = {
     "layernorm_lstm": LayerNormLSTMCell,
     "layernorm_gru": LayerNormGRUCell,
     "indrnn": IndRNNCell,
+    "orthogonal": OrthogonalCell,
 }
 
 
 def cell_type(name: str | type[Cell]) -> type[Cell]:
-    """A cell class from its name ("lstm", "gru", "rnn", "layernorm_lstm", "layernorm_gru", "indrnn")."""
+    """A cell class from its name ("lstm", "gru", "rnn", "layernorm_lstm", "layernorm_gru", "indrnn",
+    "orthogonal")."""
     if isinstance(name, type) and issubclass(name, Cell):
         return name
     if name not in CELLS:

@@ -1,6 +1,8 @@
 """The rnnlab command line. Each subcommand is one `add_<name>` function registering its parser and handler.
 
     rnnlab train --task sine --steps 500 --out runs/sine --optim.lr=3e-3 --clip.mode=norm
+    rnnlab train --task adding --task.length 1000         # the task's recipe, on a task setting of its own
+    rnnlab train --task adding --help                     # the flags, with the adding task's settings
     rnnlab train --resume runs/sine --steps 1000          # continue that run to step 1000
     rnnlab train --config sweep.toml --quiet              # settings from a TOML file, no progress bar
 
@@ -36,7 +38,8 @@ Handler = Callable[[argparse.Namespace, list[str]], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rnnlab` console script; returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
@@ -64,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; `argv` is read ahead for the task it names, whose own settings the flags then list."""
     from rnnlab import __version__
 
     parser = argparse.ArgumentParser(
@@ -74,44 +78,79 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     for add in COMMANDS:
-        add(commands)
+        add(commands, argv)
     return parser
 
 
 # ------------------------------------------------------------------------------------------------- train
 
 
-def add_train(commands: Any) -> None:
+def add_train(commands: Any, argv: Sequence[str]) -> None:
+    from rnnlab.tasks import TASKS
+
+    name = named_task(argv)
+    defaults, recipe = cfg.compose({"task.name": name} if name in TASKS else {})
     p = commands.add_parser(
         "train",
         help="train a model on a task, writing a run folder",
-        description="Train a model on a task. Every config field is a flag: --steps, --optim.lr, ...",
+        description=(
+            "Train a model on a task. Every config field is a flag: --steps, --optim.lr, ...; each task "
+            "has settings of its own (rnnlab train --task NAME --help lists them) and a recipe, the "
+            "settings measured to solve it, used for every setting not given (another --model.cell "
+            "drops the recipe's [model])."
+        ),
         allow_abbrev=False,
     )
     p.add_argument(
-        "--task", dest="task.name", metavar="NAME", default=argparse.SUPPRESS, help="the task: sine"
+        "--task",
+        dest="task.name",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help=f"the task: {', '.join(TASKS)} (default {defaults.task.name})",
     )
     p.add_argument("--config", metavar="FILE", help="a TOML config file (flags override it)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR (or from a checkpoint in it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (for CI)")
-    add_config_flags(p)
+    add_config_flags(p, defaults, recipe)
     p.set_defaults(handler=run_train)
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """A flag for every config field, `--steps` or `--section.key`, with its help and what it allows."""
+def named_task(argv: Sequence[str]) -> str | None:
+    """The task that `--task NAME` or `--task=NAME` names in `argv` (None: none named)."""
+    for i, item in enumerate(argv):
+        if item == "--task" and i + 1 < len(argv):
+            return argv[i + 1]
+        if item.startswith("--task="):
+            return item.split("=", 1)[1]
+    return None
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser, config: cfg.TrainConfig, recipe: dict[str, Any] | None = None
+) -> None:
+    """A flag for every field of `config`, `--steps` or `--section.key` (its [task] fields those of the
+    task it names), with its help, what it allows and its default, marked where the task's recipe sets it."""
+    recipe = recipe or {}
     groups: dict[str, Any] = {}
-    for name, f, tp in cfg.fields():
+    for name, f, tp in cfg.fields(config):
+        if name == "task.name":
+            continue  # --task
         section = name.split(".")[0] if "." in name else ""
         if section not in groups:
-            groups[section] = parser.add_argument_group(f"[{section}]" if section else "run settings")
+            title = f"[{section}]" if section else "run settings"
+            if section == "task":
+                title += f" of the {config.task.name} task"
+            groups[section] = parser.add_argument_group(title)
         bool_flag = {"nargs": "?", "const": "true"} if tp is bool else {}
+        *path, key = name.split(".")
+        default = getattr(getattr(config, path[0]) if path else config, key)
+        source = "recipe" if name in recipe else "default"
         groups[section].add_argument(
             f"--{name}",
             dest=name,
             metavar="V",
             default=argparse.SUPPRESS,
-            help=f"{f.metadata['help']} ({cfg.allowed(f, tp)}; default {f.default!r})".replace("%", "%%"),
+            help=f"{f.metadata['help']} ({cfg.allowed(f, tp)}; {source} {default!r})".replace("%", "%%"),
             **bool_flag,
         )
 
@@ -119,7 +158,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 def config_overrides(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     """The config values given as flags; unknown flags, `--section.key=value` or `--section.key value`,
     become errors naming them (when the config is built)."""
-    overrides = {name: getattr(args, name) for name, _, _ in cfg.fields() if hasattr(args, name)}
+    top = {name for name, _, _ in cfg.fields() if "." not in name}
+    overrides = {name: value for name, value in vars(args).items() if "." in name or name in top}
     i = 0
     while i < len(extra):
         item = extra[i]
@@ -147,22 +187,42 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
         folder = resume_folder(args.resume)
         base = cfg.load(folder / "config.toml")
         check_rebuildable(folder, base)
+        config = cfg.override(base, overrides, source="command line")
     else:
-        base = cfg.load(args.config) if args.config else cfg.TrainConfig()
-    config = cfg.override(base, overrides, source="command line")
+        given = {**(cfg.read(args.config) if args.config else {}), **overrides}
+        config, recipe = cfg.compose(given)
+        if recipe and not args.quiet:
+            said = " ".join(f"--{k}={v}" for k, v in recipe.items())
+            print(f"the {config.task.name} task's recipe (flags override it): {said}", file=sys.stderr)
 
     seed_everything(config.seed, config.deterministic)  # the model's initial weights follow the seed
     task = make_task(config.task)
     model = build_model(config.model, task)
     history = train(model, task, config, resume=args.resume, progress=not args.quiet)
+    print(summary_line(history.summary, history.run_dir))
+    return 0
 
-    s = history.summary
+
+def summary_line(s: dict[str, Any], run_dir: Path) -> str:
+    """What a finished run prints: "step 800: train loss 0.0012, val loss 0.0009 (baseline 0.1667),
+    best val mse 0.0009 at step 800, solved at step 800 (val mse <= 0.01); 5.1 steps/s; run folder runs/x"."""
+    baseline = s.get("baseline", {})
+
+    def beside(name: str, value: Any) -> str:
+        return f" (baseline {_fmt(baseline[name])})" if name in baseline and value is not None else ""
+
     train_loss, val_loss = s["final"]["train"].get("loss"), s["final"]["val"].get("loss")
     line = f"step {s['steps']}: train loss {_fmt(train_loss)}, val loss {_fmt(val_loss)}"
+    line += beside("loss", val_loss)
     if s["best"]["value"] is not None:
-        line += f", best {s['best']['metric']} {_fmt(s['best']['value'])} at step {s['best']['step']}"
-    print(f"{line}; {s['steps_per_s']:.1f} steps/s; run folder {history.run_dir}")
-    return 0
+        metric = s["best"]["metric"].removeprefix("val ")
+        line += f", best {s['best']['metric']} {_fmt(s['best']['value'])}"
+        line += f"{beside(metric, s['best']['value'])} at step {s['best']['step']}"
+    if s.get("solved"):
+        line += f", solved at step {s['solved']['step']} (target {s['solved']['target']:g})"
+    if s.get("test"):
+        line += ", test " + ", ".join(f"{k} {_fmt(v)}" for k, v in s["test"].items())
+    return f"{line}; {s['steps_per_s']:.1f} steps/s; run folder {run_dir}"
 
 
 def check_rebuildable(folder: Path, config: cfg.TrainConfig) -> None:
@@ -183,8 +243,8 @@ def check_rebuildable(folder: Path, config: cfg.TrainConfig) -> None:
         )
 
 
-#: the subcommands, in the order `rnnlab --help` lists them.
-COMMANDS: list[Callable[[Any], None]] = [add_train]
+#: the subcommands, in the order `rnnlab --help` lists them; each gets the subparsers and the arguments.
+COMMANDS: list[Callable[[Any, Sequence[str]], None]] = [add_train]
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ Any named `init` also zeroes the gate biases (the Glorot/orthogonal convention o
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -41,6 +42,22 @@ def identity(block: Tensor) -> None:
             block.fill_(1.0)
         else:
             nn.init.eye_(block)
+
+
+def henaff(block: Tensor, generator: torch.Generator | None = None) -> None:
+    """Random rotations (Henaff et al. 2016, expRNN's "henaff" init): a block-diagonal orthogonal matrix of
+    2×2 rotations by angles θ ~ U(−π, π), [[cos θ, sin θ], [−sin θ, cos θ]] (= exp of expRNN's skew
+    matrix), and 1 for the last unit of an odd size. Each pair of units starts as a plane rotation,
+    which keeps the norm of the state exactly."""
+    if block.dim() != 2 or block.shape[0] != block.shape[1]:
+        raise ValueError(f"init 'henaff' needs a square matrix, got shape {tuple(block.shape)}")
+    n = block.shape[0]
+    theta = (torch.rand(n // 2, dtype=torch.float64, generator=generator) * 2.0 - 1.0) * math.pi
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    rotations = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # (n//2, 2, 2)
+    matrix = torch.block_diag(*rotations, *([torch.ones(1, 1, dtype=torch.float64)] * (n % 2)))
+    with torch.no_grad():
+        block.copy_(matrix)
 
 
 def normal(std: float = 0.01) -> Initialiser:
@@ -139,6 +156,10 @@ def initialize(
 ) -> None:
     """Apply initialisers to a `Recurrent` layer or a `Cell`, every layer and direction.
 
+    A constrained weight (`Cell.constraints()`, e.g. the orthogonal cell's `weight_hh`) is initialised as a
+    draft and then brought onto its constraint: a recurrent init that is not orthogonal becomes the nearest
+    orthogonal matrix. `spectral_radius` cannot rescale a constrained recurrent weight: a ValueError.
+
     Args:
         init: a name, a callable acting on one block in place, or `{"input": ..., "recurrent": ...}`.
         forget_bias: constant bias of the keep gate (LSTM forget gate, GRU update gate).
@@ -155,25 +176,53 @@ def initialize(
         )
     if spectral_radius is not None and not spectral_radius > 0:
         raise ValueError(f"spectral_radius must be positive, got {spectral_radius}")
-    for cell, params in _groups(target):
-        gates = cell.gate_count
-        with torch.no_grad():
-            for names, fn in ((cell.input_weights, input_init), (cell.recurrent_weights, recurrent_init)):
-                if fn is None:
-                    continue
-                for name in names:
-                    for block in blocks(params[name], gates):
-                        fn(block)
-            if input_init is not None or recurrent_init is not None:  # a named init, not "default"
-                for name in cell.gate_biases:
-                    if name in params:
-                        params[name].zero_()
-            if spectral_radius is not None:
-                for name in cell.recurrent_weights:
-                    for block in blocks(params[name], gates):
-                        scale_to_spectral_radius(block, spectral_radius)
-            if forget_bias is not None or chrono is not None:
-                _set_keep_bias(cell, params, forget_bias, chrono)
+    with target.writable_parameters() as groups:
+        if spectral_radius is not None:
+            _check_scalable(groups)
+        for cell, params in groups:
+            _initialize_group(cell, params, input_init, recurrent_init, forget_bias, chrono, spectral_radius)
+
+
+def _check_scalable(groups: list[tuple[Any, dict[str, Tensor]]]) -> None:
+    """Refuse `spectral_radius` on a cell whose recurrent weight a constraint holds."""
+    for cell, _ in groups:
+        constraints = cell.constraints()
+        for name in cell.recurrent_weights:
+            if name in constraints:
+                raise ValueError(
+                    f"spectral_radius cannot be set for {type(cell).__name__}: its {name} is "
+                    f"{constraints[name].description}; leave spectral_radius unset"
+                )
+
+
+def _initialize_group(
+    cell: Any,
+    params: dict[str, Tensor],
+    input_init: Initialiser | None,
+    recurrent_init: Initialiser | None,
+    forget_bias: float | None,
+    chrono: float | None,
+    spectral_radius: float | None,
+) -> None:
+    """The initialisers on one layer and direction."""
+    gates = cell.gate_count
+    with torch.no_grad():
+        for names, fn in ((cell.input_weights, input_init), (cell.recurrent_weights, recurrent_init)):
+            if fn is None:
+                continue
+            for name in names:
+                for block in blocks(params[name], gates):
+                    fn(block)
+        if input_init is not None or recurrent_init is not None:  # a named init, not "default"
+            for name in cell.gate_biases:
+                if name in params:
+                    params[name].zero_()
+        if spectral_radius is not None:
+            for name in cell.recurrent_weights:
+                for block in blocks(params[name], gates):
+                    scale_to_spectral_radius(block, spectral_radius)
+        if forget_bias is not None or chrono is not None:
+            _set_keep_bias(cell, params, forget_bias, chrono)
 
 
 def _set_keep_bias(cell: Any, params: Mapping[str, Tensor], forget_bias: float | None, chrono: float | None):
@@ -197,20 +246,12 @@ def _set_keep_bias(cell: Any, params: Mapping[str, Tensor], forget_bias: float |
             )
 
 
-def _groups(target: Any) -> Iterable[tuple[Any, dict[str, Tensor]]]:
-    """(cell, parameters) of every layer and direction of a `Recurrent`, or of a cell of its own."""
-    if hasattr(target, "units"):
-        for unit in target.units():
-            yield unit.cell, unit.params
-    else:
-        yield target, target.own_parameters()
-
-
 __all__ = [
     "INITIALISERS",
     "InitSpec",
     "blocks",
     "chrono_bias",
+    "henaff",
     "identity",
     "initialize",
     "normal",

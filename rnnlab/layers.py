@@ -21,15 +21,27 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.parametrize import type_before_parametrizations
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnlab import autograd_scan, bptt, fused, inputs
-from rnnlab.cells import Cell, GRUCell, IndRNNCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
+from rnnlab.cells import (
+    Cell,
+    GRUCell,
+    IndRNNCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    RNNCell,
+    constrain,
+    writable,
+)
 from rnnlab.init import InitSpec, initialize
 from rnnlab.inputs import Inputs
 
@@ -74,6 +86,10 @@ class Recurrent(nn.Module):
 
     Parameters are named as torch names them: `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`,
     `bias_hh_l{k}`, with `_reverse` for the second direction, so torch's state dicts load both ways.
+    A weight its cell constrains (`Cell.constraints()`: the orthogonal cell's `weight_hh`) is registered
+    as a torch parametrization once initialised: `layer.weight_hh_l0` computes it, its state dict holds
+    the parametrization's tensors (`parametrizations.weight_hh_l0.original`, `….0.base`), and a state
+    dict with the plain `weight_hh_l0` loads too, brought onto the constraint.
 
     Example:
         >>> lstm = Recurrent(LSTMCell, 8, 32, num_layers=2, init="orthogonal", forget_bias=1.0)
@@ -142,6 +158,10 @@ class Recurrent(nn.Module):
         ]
         self._place_cells()
         self.reset_parameters()
+        # once initialised, each weight its cell constrains becomes a parametrization (orthogonal weight_hh)
+        constrain(
+            self, {self._attributes(u)[n]: c for u in self.units() for n, c in u.cell.constraints().items()}
+        )
         self.flatten_parameters()  # as torch's layers do: built on CUDA, the weights start contiguous
 
     @staticmethod
@@ -163,9 +183,24 @@ class Recurrent(nn.Module):
 
     def reset_parameters(self) -> None:
         """Each cell's default initialisation, then the initialisers given at construction."""
-        for unit in self.units():
-            unit.cell.reset_parameters(unit.params)
+        with self.writable_parameters() as groups:
+            for cell, params in groups:
+                cell.reset_parameters(params)
         initialize(self, **self.init_options)
+
+    @contextmanager
+    def writable_parameters(self) -> Iterator[list[tuple[Cell, dict[str, Tensor]]]]:
+        """Every unit's `(cell, parameters)` to write in place, as initialisers do; a constrained weight is
+        a draft there, assigned through its constraint on leaving (`rnnlab.cells.writable`)."""
+        with ExitStack() as stack:
+            yield [
+                (u.cell, stack.enter_context(writable(self, u.cell, self._attributes(u))))
+                for u in self.units()
+            ]
+
+    def _attributes(self, unit: Unit) -> dict[str, str]:
+        """The cell's names of one unit's parameters -> this layer's (`weight_ih` -> `weight_ih_l0`)."""
+        return {n: self._name(n, unit.layer, unit.direction) for n in unit.params}
 
     def init_state(self, batch: int) -> Any:
         """The zero initial state for `batch` sequences as `forward` takes it: `h_0` or `(h_0, c_0)`, each
@@ -223,7 +258,7 @@ class Recurrent(nn.Module):
     def extra_repr(self) -> str:
         name = type(self.cells[0]).__name__
         text = f"{self.input_size}, {self.hidden_size}"
-        if type(self) is Recurrent:
+        if type_before_parametrizations(self) is Recurrent:
             text = f"{name}, {text}"
         defaults: dict[str, Any] = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0}
         defaults |= {"bidirectional": False, "execution": "auto"}

@@ -13,7 +13,7 @@ from rnnlab.cells import CELLS, Cell, cell_type
 from rnnlab.layers import Recurrent
 
 #: the cell options that `[model]` (`rnnlab.training.ModelConfig`) has fields for.
-RECORDED_CELL_OPTIONS = ("nonlinearity", "recurrent_max")
+RECORDED_CELL_OPTIONS = ("nonlinearity", "recurrent_max", "orthogonal_map")
 
 
 def cell_options(cell: type[Cell]) -> tuple[str, ...]:

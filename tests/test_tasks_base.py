@@ -1,13 +1,14 @@
 """The task protocol: TensorTask, batchify, the synthetic sine task and the registry."""
 
 import dataclasses
+import inspect
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from rnnlab.errors import ConfigError, DataError
-from rnnlab.tasks import TASKS, SineTask, TaskConfig, TensorTask, batchify, describe, make_task
+from rnnlab.tasks import TASKS, SineTask, TensorTask, batchify, describe, make_task, task_settings
 
 
 def test_tensor_task_infers_shapes_and_output_mode():
@@ -122,9 +123,9 @@ def test_sine_stream_batches_continue_each_other():
 
 
 def test_make_task_names_the_field_for_an_unknown_task():
-    assert isinstance(make_task(TaskConfig(train_size=8, val_size=0)), SineTask)
-    with pytest.raises(ConfigError, match=r"task\.name: unknown task 'nope'; available: sine"):
-        make_task(TaskConfig(name="nope"))
+    assert isinstance(make_task(task_settings("sine", train_size=8, val_size=0)), SineTask)
+    with pytest.raises(ConfigError, match=r"task\.name: unknown task 'nope'; available: sine, adding"):
+        make_task(task_settings("nope"))
 
 
 def test_a_tensor_task_describes_itself_by_its_data():
@@ -147,14 +148,41 @@ def test_a_tensor_task_describes_itself_by_its_data():
     }
 
 
+#: small settings for each registered task, so that building it is quick.
+SMALL = {
+    "sine": {"batch_size": 4, "seq_len": 6, "train_size": 16, "val_size": 8, "seed": 3},
+    "adding": {"length": 12, "val_size": 20, "test_size": 10, "seed": 3},
+    "copy": {"delay": 5, "val_size": 20, "test_size": 10, "seed": 3},
+    "images": {"dataset": "digits", "order": "permuted", "seed": 3},
+}
+
+
 @pytest.mark.parametrize("name", sorted(TASKS))
-@pytest.mark.parametrize("stream", [False, True])
-def test_a_registered_tasks_settings_rebuild_it(name, stream):
-    config = TaskConfig(name=name, batch_size=4, seq_len=6, train_size=16, val_size=8, stream=stream, seed=3)
-    task = make_task(config)
+def test_a_registered_tasks_settings_rebuild_it(name):
+    task = make_task(task_settings(name, **SMALL[name]))
     settings = task.settings()
-    assert set(settings) == {f.name for f in dataclasses.fields(TaskConfig)}
-    again = make_task(TaskConfig(**settings))
+    cls = TASKS[name].Settings
+    assert cls is not None and set(settings) == {f.name for f in dataclasses.fields(cls)}
+    again = make_task(task_settings(**settings))
     assert again.settings() == settings
     for a, b in zip(task.val_batches(), again.val_batches(), strict=True):
         assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_a_registered_task_takes_its_settings_as_keywords_with_the_same_defaults(name):
+    cls = TASKS[name]
+    assert cls.Settings is not None
+    declared = {f.name: f.default for f in dataclasses.fields(cls.Settings) if f.name != "name"}
+    params = inspect.signature(cls.__init__).parameters
+    taken = {k: p.default for k, p in params.items() if k != "self"}
+    assert taken == declared
+    assert cls.Settings().name == name
+
+
+def test_sine_stream_settings_rebuild_it():
+    task = make_task(task_settings("sine", **SMALL["sine"], stream=True))
+    assert task.settings()["output"] == "sequence"
+    again = make_task(task_settings(**task.settings()))
+    for a, b in zip(task.val_batches(), again.val_batches(), strict=True):
+        assert torch.equal(a.inputs, b.inputs)

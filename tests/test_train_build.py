@@ -23,10 +23,16 @@ def options(cell):
     opts = {"num_layers": 2, "bias": False, "dropout": 0.1, "bidirectional": True, "execution": "unrolled"}
     if cls.keep_gate is not None:  # chrono sets the keep gate's bias
         opts |= {"bias": True, "chrono": 20, "init": {"input": "xavier_uniform", "recurrent": "orthogonal"}}
+    elif "weight_hh" in cls(1, 2).constraints():  # kept orthogonal: its spectral radius is always 1
+        opts |= {"init": "normal(0.1)"}
     else:  # IndRNN's recurrent weight is a vector: no orthogonal matrix
         opts |= {"spectral_radius": 0.8, "init": "normal(0.1)"}
     takes = rnnlab.models.cell_options(cls)
-    opts |= {k: v for k, v in {"nonlinearity": "relu", "recurrent_max": 3.0}.items() if k in takes}
+    opts |= {
+        k: v
+        for k, v in {"nonlinearity": "relu", "recurrent_max": 3.0, "orthogonal_map": "cayley"}.items()
+        if k in takes
+    }
     return opts
 
 

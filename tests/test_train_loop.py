@@ -87,6 +87,18 @@ def test_early_stopping_on_the_validation_metric(tmp_path):
     assert '"early_stop"' in events and "mae" in events
 
 
+def test_a_target_of_either_direction_stops_the_run_solved(tmp_path):
+    # mode max with a target any value reaches: solved at the first evaluation; mode min with one none
+    # reaches: never solved, the run goes to its last step
+    reached = EvalConfig(every=2, metric="mae", mode="max", target=0.0)
+    history = train(*tiny(tmp_path, steps=50, eval=reached), progress=False)
+    assert history.summary["stopped"] == "target" and history.summary["steps"] == 2
+    assert history.summary["solved"]["step"] == 2 and history.summary["solved"]["metric"] == "val mae"
+    never = EvalConfig(every=2, metric="mae", mode="min", target=-1.0)
+    history = train(*tiny(tmp_path / "b", steps=6, eval=never), progress=False)
+    assert history.summary["stopped"] == "steps" and history.summary["solved"] is None
+
+
 def test_an_unknown_validation_metric_names_the_field(tmp_path):
     with pytest.raises(ConfigError, match=r"eval.metric: 'accuracy' is not reported.*loss, mae"):
         train(*tiny(tmp_path, steps=2, eval=EvalConfig(metric="accuracy")), progress=False)

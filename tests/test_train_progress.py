@@ -41,6 +41,13 @@ def test_stats_text():
     assert stats({}, None, 0.5) == "loss ?  0.5 steps/s"
 
 
+def test_stats_show_the_baseline_beside_the_loss_and_the_metric():
+    baseline = {"loss": 1 / 6, "mse": 1 / 6, "accuracy": 0.1}
+    text = stats({"loss": 0.01, "mse": 0.0123}, "mse", 2.0, baseline)
+    assert text == "loss 0.01 (baseline 0.1667)  mse 0.0123 (baseline 0.1667)  2.0 steps/s"
+    assert stats({"loss": 2.0}, None, 1.0, {"accuracy": 0.1}) == "loss 2  1.0 steps/s"  # none for the loss
+
+
 def test_rich_is_imported_only_when_a_bar_is_drawn():
     code = (
         "import sys, rnnlab; from rnnlab.training.progress import ProgressBar; "

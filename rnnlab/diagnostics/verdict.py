@@ -322,7 +322,7 @@ def _exploding(e: Evidence) -> Finding:
     if not parts:
         return None
     remedies = [_clip(e)]
-    if e.spectral_radius is not None and e.spectral_radius > 1.0:
+    if e.spectral_radius is not None and e.spectral_radius > 1.0 and e.cell not in ORTHOGONAL_RECURRENT:
         remedies.append("model.spectral_radius=1.0")
     remedies += _init(e, "orthogonal")
     numbers = _norms(e)
@@ -476,11 +476,13 @@ def _norms(e: Evidence) -> list[str]:
 
 #: cells whose recurrent weight is a vector (one weight per unit), which the matrix initialisers refuse.
 VECTOR_RECURRENT = ("IndRNNCell",)
+#: cells whose recurrent weight is kept orthogonal (spectral radius 1 always: no rescaling, no re-init).
+ORTHOGONAL_RECURRENT = ("OrthogonalCell",)
 
 
 def _init(e: Evidence, name: str) -> list[str]:
-    """The remedy `model.init=name`, where the cell's weights are matrices."""
-    return [] if e.cell in VECTOR_RECURRENT else [f"model.init={name}"]
+    """The remedy `model.init=name`, where the cell's weights are matrices that training may move."""
+    return [] if e.cell in VECTOR_RECURRENT + ORTHOGONAL_RECURRENT else [f"model.init={name}"]
 
 
 def _cells(e: Evidence, *names: str) -> list[str]:

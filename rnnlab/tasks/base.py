@@ -4,12 +4,20 @@
 
     train_batches(generator)   one epoch of Batch(inputs (B, T, I), targets, lengths, reset)
     val_batches()              the validation batches, the same every time
+    test_batches()             the test batches, scored once at the end (none by default)
     loss(outputs, targets)     a scalar tensor to minimise
     metrics(outputs, targets)  plain floats averaged over the batch, e.g. {"mae": 0.12}
+    baseline()                 what a model with no memory scores on the validation batches, e.g.
+                               {"loss": 0.167, "mse": 0.167}: shown beside every result
 
 and builds or checks the model from `input_size`, `output_size` and `output`: "last" predicts once per
 sequence (targets (B, O), or class indices (B,)); "sequence" predicts at every step (targets (B, T, O) or
 (B, T)). Inputs are batch-first.
+
+A registered task (`rnnlab.tasks.TASKS`, built by `rnnlab train --task NAME`) declares its settings as a
+`Settings` dataclass (see `rnnlab.tasks.config`), takes them as keyword arguments of the same names and
+keeps each as an attribute of that name; and it may give a `recipe`: the training settings measured to
+solve it (RESULTS.md), which the command line uses for every setting the user leaves unset.
 
 `train_batches` draws all its randomness from `generator`, which the loop seeds from the run's seed and the
 epoch number: the same epoch gives the same batches, which is what makes a resumed run exact.
@@ -23,14 +31,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from rnnlab.errors import DataError
+from rnnlab.tasks.config import TaskConfig
 
 Output = Literal["last", "sequence"]
 
@@ -58,6 +67,10 @@ class Task(ABC):
     output_size: int
     output: Output = "last"
     stream: bool = False
+    #: the settings a registered task declares (a TaskConfig subclass); None for a task built in Python.
+    Settings: ClassVar[type[TaskConfig] | None] = None
+    #: training settings that solve this task, as config overrides {"model.cell": "lstm", ...} (RESULTS.md).
+    recipe: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
     def train_batches(self, generator: torch.Generator) -> Iterable[Batch]:
@@ -71,16 +84,39 @@ class Task(ABC):
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         """A scalar to minimise."""
 
+    def test_batches(self) -> Iterable[Batch]:
+        """The test batches, scored once when the run ends (none unless the task has a test split)."""
+        return ()
+
     def metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
         """Task metrics on one batch (the loss is reported anyway)."""
         return {}
 
-    def settings(self) -> dict[str, Any]:
-        """What this task was built with, as `[task]` settings (keys of `rnnlab.tasks.TaskConfig`).
+    def baseline(self) -> dict[str, float]:
+        """The validation loss and metrics of a model with no memory (the mean, the majority class, the
+        naive forecast): the score to beat. Empty when the task knows none."""
+        return {}
 
-        The run folder's config.toml records them; a subclass adds the settings it has (batch_size, seq_len,
-        ..., seed) and leaves out those it has not, rather than claiming a default."""
+    def settings(self) -> dict[str, Any]:
+        """What this task was built with, as `[task]` settings: its `Settings` fields, read from the
+        attributes of the same names, for a registered task; its name, output and stream otherwise.
+
+        The run folder's config.toml records them; a subclass built in Python adds the settings it has
+        (batch_size, seq_len, ...) and leaves out those it has not, rather than claiming a default."""
+        if self.Settings is not None:
+            own = [f.name for f in fields(self.Settings) if f.name != "name"]
+            return {"name": self.name, **{name: getattr(self, name) for name in own}}
         return {"name": self.name, "output": self.output, "stream": bool(self.stream)}
+
+    @classmethod
+    def recipe_for(cls, config: TaskConfig) -> dict[str, Any]:
+        """The recipe for the task with these settings (`recipe` unless a task's depends on them)."""
+        return dict(cls.recipe)
+
+    @classmethod
+    def from_config(cls, config: TaskConfig) -> Task:
+        """The task built from its [task] settings (every field but the name, as keyword arguments)."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(config) if f.name != "name"})
 
 
 LOSSES = ("mse", "cross_entropy")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from rnnlab.settings import option
 from rnnlab.tasks.base import Batch, Output, TensorTask, batchify
 from rnnlab.tasks.config import TaskConfig
 
@@ -45,6 +47,19 @@ class SineTask(TensorTask):
     """
 
     name = "sine"
+
+    @dataclass
+    class Settings(TaskConfig):
+        name: str = option("sine", "task to train on, from rnnlab.tasks.TASKS")
+        seq_len: int = option(10, "time steps per sequence (or per batch of a stream)", min=1)
+        train_size: int = option(1000, "training sequences", min=1)
+        val_size: int = option(200, "validation sequences (0: no validation)", min=0)
+        batch_size: int = option(32, "sequences per batch", min=1)
+        output: str = option(
+            "last", "predict once per sequence or at every step", choices=("last", "sequence")
+        )
+        stream: bool = option(False, "one long wave per batch row, consecutive batches continue it")
+        seed: int = option(0, "seed of the waves, independent of the training seed", min=0)
 
     def __init__(
         self,
@@ -98,15 +113,3 @@ class SineTask(TensorTask):
 
     def val_batches(self) -> Iterable[Batch]:
         return self.val_stream if self.stream else super().val_batches()
-
-    @classmethod
-    def from_config(cls, config: TaskConfig) -> SineTask:
-        return cls(
-            seq_len=config.seq_len,
-            train_size=config.train_size,
-            val_size=config.val_size,
-            batch_size=config.batch_size,
-            output="sequence" if config.stream else config.output,  # type: ignore[arg-type]
-            stream=config.stream,
-            seed=config.seed,
-        )

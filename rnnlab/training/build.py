@@ -21,7 +21,7 @@ from torch import nn
 from rnnlab import init as initialisers
 from rnnlab.cells import CELLS, Cell, cell_type
 from rnnlab.errors import ConfigError
-from rnnlab.models import SequenceModel, cell_options
+from rnnlab.models import RECORDED_CELL_OPTIONS, SequenceModel, cell_options
 from rnnlab.training.config import ModelConfig, OptimConfig, ScheduleConfig
 
 Scheduler = torch.optim.lr_scheduler.LambdaLR | torch.optim.lr_scheduler.ReduceLROnPlateau
@@ -70,7 +70,7 @@ def build_model(config: ModelConfig, task: Any) -> SequenceModel:
         "spectral_radius": config.spectral_radius,
         "execution": config.execution,
     }
-    for name in ("nonlinearity", "recurrent_max"):
+    for name in RECORDED_CELL_OPTIONS:
         value = getattr(config, name)
         if value is None:
             continue  # the cell's own default

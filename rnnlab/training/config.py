@@ -7,7 +7,8 @@
 
 Every field is declared with `rnnlab.settings.option(default, help, ...)`, which also records its allowed
 values and range, so the CLI flags, the TOML reader and the error messages all come from the dataclasses
-below (and `rnnlab.tasks.TaskConfig`, the [task] section, which the tasks own). An unknown key, a wrong type
+below (and the [task] section, whose fields are the `Settings` of the task it names: the tasks own their
+settings, see `rnnlab.tasks.config`). An unknown key, a wrong type
 or a value out of range raises `ConfigError` naming the field and what is allowed. Every number must be
 finite (no NaN or Inf), and a TOML file must give each value its type (`steps = "5"` is an error; the
 command line's values are text, read as TOML literals).
@@ -37,11 +38,11 @@ from typing import Any
 
 import tomli_w
 
-from rnnlab.cells import CELLS
+from rnnlab.cells import CELLS, ORTHOGONAL_MAPS
 from rnnlab.errors import ConfigError
 from rnnlab.layers import EXECUTIONS
 from rnnlab.settings import option
-from rnnlab.tasks.config import TaskConfig
+from rnnlab.tasks import TASKS, SineTask, TaskConfig, task_settings
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
@@ -80,6 +81,11 @@ class ModelConfig:
     )
     recurrent_max: float | None = option(
         None, "bound on |recurrent weight| of indrnn cells (none: the cell's default)", gt=0.0, max=BIG
+    )
+    orthogonal_map: str | None = option(
+        None,
+        "how orthogonal cells keep W_hh orthogonal (none: the cell's default, matrix_exp)",
+        choices=ORTHOGONAL_MAPS,
     )
     execution: str = option(
         "auto", "torch's fused kernel when nothing watches, or the unrolled scan", choices=EXECUTIONS
@@ -147,6 +153,9 @@ class EvalConfig:
     mode: str = option("min", "whether smaller or larger is better", choices=("min", "max"))
     patience: int = option(0, "evaluations without improvement before stopping (0: never stop early)", min=0)
     min_delta: float = option(0.0, "smallest change that counts as an improvement", min=0.0)
+    target: float | None = option(
+        None, "stop when the validation metric reaches this (<= for mode min, >= for max): 'solved at step N'"
+    )
 
 
 @dataclass
@@ -184,7 +193,7 @@ class TrainConfig:
     deterministic: bool = option(False, "use deterministic algorithms only")
     log_every: int = option(1, "write a metrics row every N steps", min=1)
     out: str = option("", "run folder (empty: runs/<task>-<time>)")
-    task: TaskConfig = field(default_factory=TaskConfig)
+    task: TaskConfig = field(default_factory=SineTask.Settings)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -200,15 +209,18 @@ class TrainConfig:
 # ------------------------------------------------------------------------------------------------ fields
 
 
-def fields(cls: type = TrainConfig, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field[Any], Any]]:
-    """Every leaf field as (dotted name, field, type): ("steps", ...), ("optim.lr", ...), ..."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            yield from fields(tp, prefix + f.name + ".")  # type: ignore[arg-type]
+def fields(config: Any = None, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field[Any], Any]]:
+    """Every leaf field of `config` (a TrainConfig or a section of one; the defaults for None) as
+    (dotted name, field, type): ("steps", ...), ("optim.lr", ...), ...; the [task] fields are those of the
+    task that `config.task` names."""
+    config = TrainConfig() if config is None else config
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from fields(value, prefix + f.name + ".")
         else:
-            yield prefix + f.name, f, tp
+            yield prefix + f.name, f, hints[f.name]
 
 
 def _type_name(tp: Any) -> str:
@@ -319,27 +331,69 @@ def from_dict(data: Mapping[str, Any], source: str = "config") -> TrainConfig:
 
 
 def override(config: TrainConfig, overrides: Mapping[str, Any], source: str = "override") -> TrainConfig:
-    """A new config with `{"optim.lr": 3e-4, "steps": "200"}` applied; strings are parsed as TOML values."""
-    return _build({**dict(_flatten(to_dict(config))), **overrides}, source)
+    """A new config with `{"optim.lr": 3e-4, "steps": "200"}` applied; strings are parsed as TOML values.
+    Naming another task (`"task.name"`) starts its [task] settings from that task's defaults."""
+    base = dict(_flatten(to_dict(config)))
+    if "task.name" in overrides and overrides["task.name"] != config.task.name:
+        base = {k: v for k, v in base.items() if not k.startswith("task.")}
+    return _build({**base, **overrides}, source)
+
+
+def with_recipe(recipe: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a task's `recipe` that the user's settings `given` (flat) leave to it: every one not
+    given, and none of the recipe's [model] when `given` picks another cell, since the recipe's
+    initialisers and sizes were measured with its own."""
+    other_cell = "model.cell" in given and given["model.cell"] != recipe.get("model.cell")
+    return {k: v for k, v in recipe.items() if k not in given and not (other_cell and k.startswith("model."))}
+
+
+def compose(given: Mapping[str, Any], source: str = "command line") -> tuple[TrainConfig, dict[str, Any]]:
+    """The config of a new run from the user's settings `given` (flat: a config file's and the flags'):
+    the defaults, then the recipe of the task named (`Task.recipe`) for each setting not given, then
+    `given`. Returns the config and the recipe's settings it used.
+
+    Example:
+        >>> config, used = compose({"task.name": "adding", "task.length": "1000", "optim.lr": "1e-3"})
+        >>> config.optim.lr, used["model.cell"]
+        (0.001, 'lstm')
+    """
+    task = override(TrainConfig(), given, source).task  # the recipe may depend on the task's settings
+    used = with_recipe(TASKS[task.name].recipe_for(task) if task.name in TASKS else {}, given)
+    return override(TrainConfig(), {**used, **given}, source), used
 
 
 def _build(flat: Mapping[str, Any], source: str, text: bool = True) -> TrainConfig:
-    known = {name: (f, tp) for name, f, tp in fields()}
-    config = TrainConfig()
+    config = TrainConfig(task=_task_section(flat, source, text))
+    known = {name: (f, tp) for name, f, tp in fields(config)}
     for name, value in flat.items():
         if name not in known:
-            raise ConfigError(f"{source}: unknown setting {name!r}; {_suggest(name, known)}")
+            raise ConfigError(f"{source}: unknown setting {name!r}; {_suggest(name, known, config)}")
         *section, key = name.split(".")
         target = getattr(config, section[0]) if section else config
         setattr(target, key, _coerce(name, value, *known[name], text=text))
     return validate(config)
 
 
-def _suggest(name: str, known: Mapping[str, Any]) -> str:
+def _task_section(flat: Mapping[str, Any], source: str, text: bool) -> TaskConfig:
+    """The [task] section `flat` names ("task.name"; the default task without one), before its values are
+    set: a registered task's `Settings`, or the recorded values of a task built in Python."""
+    name_field = next(f for f in dataclasses.fields(TaskConfig) if f.name == "name")
+    name = _coerce("task.name", flat.get("task.name", name_field.default), name_field, str, text)
+    if name in TASKS:
+        return task_settings(name)
+    return task_settings(
+        name, **{k[5:]: v for k, v in flat.items() if k.startswith("task.") and k != "task.name"}
+    )
+
+
+def _suggest(name: str, known: Mapping[str, Any], config: TrainConfig) -> str:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
     if close:
         return f"did you mean {close[0]!r}?"
     section = name.split(".")[0]
+    if section == "task":
+        own = [k.split(".", 1)[1] for k in known if k.startswith("task.") and k != "task.name"]
+        return f"the {config.task.name} task has the settings: {', '.join(own)}"
     if section in SECTIONS:
         return f"[{section}] has: " + ", ".join(
             k.split(".", 1)[1] for k in known if k.startswith(section + ".")
@@ -358,7 +412,8 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Check every field's type and range and the rules between fields; returns the config, coerced."""
-    for name, f, tp in fields():
+    _check_task_section(config)
+    for name, f, tp in fields(config):
         *section, key = name.split(".")
         target = getattr(config, section[0]) if section else config
         value = getattr(target, key)
@@ -380,8 +435,28 @@ def validate(config: TrainConfig) -> TrainConfig:
     return config
 
 
-def load(path: str | Path) -> TrainConfig:
-    """Read a TOML config file; errors name the file and the field."""
+def _check_task_section(config: TrainConfig) -> None:
+    """A registered task's [task] must be its own `Settings`; a bare `TaskConfig(name=...)` becomes the
+    defaults of the task it names."""
+    task = config.task
+    if not isinstance(task, TaskConfig):
+        raise ConfigError(f"task: expected the settings of a task (rnnlab.tasks.task_settings), got {task!r}")
+    name = task.name
+    own = TASKS[name].Settings if name in TASKS else None
+    if own is None or isinstance(task, own):
+        return
+    if type(task) is TaskConfig:
+        config.task = task_settings(name)
+        return
+    raise ConfigError(
+        f"task: {type(task).__qualname__} are not the settings of the {name} task; build them with "
+        f"rnnlab.tasks.task_settings({name!r}, ...)"
+    )
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The settings a TOML config file gives, flat ({"optim.lr": 0.001, ...}), checked as `load` checks
+    them; errors name the file and the field."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -389,7 +464,13 @@ def load(path: str | Path) -> TrainConfig:
         raise ConfigError(f"config file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    return from_dict(data, source=str(path))
+    from_dict(data, source=str(path))
+    return dict(_flatten(data))
+
+
+def load(path: str | Path) -> TrainConfig:
+    """Read a TOML config file; errors name the file and the field."""
+    return _build(read(path), str(path), text=False)
 
 
 def dumps(config: TrainConfig) -> str:

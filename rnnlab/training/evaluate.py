@@ -21,8 +21,10 @@ def evaluate(
     stateful: bool = False,
     *,
     flush_denormal: bool = True,
+    split: str = "val",
 ) -> dict[str, float]:
-    """Loss and metrics averaged over the task's validation sequences ({} without validation batches).
+    """Loss and metrics averaged over the task's validation sequences, or its test sequences with
+    `split="test"` ({} without such batches).
 
     Whole sequences, no gradient, the model in eval mode (restored after); `device` defaults to the model's;
     `stateful` carries the state across the batches of a stream as training does. For per-step outputs
@@ -40,9 +42,12 @@ def evaluate(
     totals: dict[str, float] = {}
     count = 0
     carry = tbptt.Carry()
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    batches = task.val_batches() if split == "val" else task.test_batches()
     with torch.no_grad(), flush_denormals(flush_denormal):
-        for i, batch in enumerate(task.val_batches()):
-            tbptt.check_batch(batch, f"validation batch {i}")
+        for i, batch in enumerate(batches):
+            tbptt.check_batch(batch, f"{'validation' if split == 'val' else 'test'} batch {i}")
             batch = batch.to(device)
             if not stateful:
                 carry = tbptt.Carry()
@@ -92,6 +97,7 @@ class Best:
         self.value: float | None = None
         self.step = 0
         self.since = 0  # evaluations without improvement
+        self.solved: int | None = None  # the first step whose evaluation reached config.target
 
     def update(self, metrics: dict[str, float], step: int) -> bool:
         """Record one evaluation; True when it is the best so far."""
@@ -101,6 +107,10 @@ class Best:
                 f"eval.metric: {name!r} is not reported by this task; it reports {', '.join(metrics)}"
             )
         value = metrics[name]
+        target = self.config.target
+        if target is not None and self.solved is None:
+            if value <= target if self.config.mode == "min" else value >= target:
+                self.solved = step
         sign = 1.0 if self.config.mode == "min" else -1.0
         if self.value is None or sign * (self.value - value) > self.config.min_delta:
             self.value, self.step, self.since = value, step, 0
@@ -113,7 +123,8 @@ class Best:
         return bool(self.config.patience) and self.since >= self.config.patience
 
     def state_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "step": self.step, "since": self.since}
+        return {"value": self.value, "step": self.step, "since": self.since, "solved": self.solved}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.value, self.step, self.since = state["value"], int(state["step"]), int(state["since"])
+        self.solved = state.get("solved")  # absent from checkpoints written before eval.target existed

@@ -226,7 +226,8 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
                 checkpoints.save(0, s.snapshot(config, task))
         forward = partial(tbptt.forward, model, context=context, output=task.output)
         windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
-        bar = ProgressBar(config.steps, s.step, enabled=progress)
+        baseline = _baseline(task)
+        bar = ProgressBar(config.steps, s.step, enabled=progress, baseline=baseline)
         for note in run.notes:
             bar.say(note)
         if changed:
@@ -301,17 +302,23 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
                     run.event("nonfinite", s.step, where="evaluation", parameters=broken)
                     _roll_back(s, run, bar, checkpoints, config, why)
                 val = evaluate(model, task, device, b.stateful, flush_denormal=config.numerics.flush_denormal)
+                solved_before = s.best.solved
                 if val:
-                    run.log({"step": s.step, "split": "val", **val})
+                    run.log({"step": s.step, "split": "val", **val, **_baseline_columns(baseline, val)})
                     measured = val.get(config.eval.metric, 0.0)  # a missing metric: Best.update says so
                     if math.isfinite(measured) and s.best.update(val, s.step):
                         with interrupts.deferred():
                             checkpoints.save_best(s.snapshot(config, task))
                     if isinstance(scheduler, ReduceLROnPlateau):
                         scheduler.step(val[config.eval.metric])
+                if s.best.solved is not None and solved_before is None:  # eval.target reached: stop here
+                    reached = f"val {config.eval.metric} {val[config.eval.metric]:.4g}"
+                    run.event("solved", s.step, metric=config.eval.metric, value=val[config.eval.metric])
+                    bar.say(f"step {s.step}: solved, {reached} reached the target {config.eval.target:g}")
+                    stopped = "target"
 
             # ---- checkpoint (never with non-finite weights: those roll back instead)
-            stop = s.best.should_stop
+            stop = s.best.should_stop or stopped == "target"
             if s.step % config.checkpoint.every == 0 or done or stop:
                 try:
                     with interrupts.deferred():  # a second signal waits: the write is never cut short
@@ -319,7 +326,9 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
                 except CheckpointError as e:
                     _roll_back(s, run, bar, checkpoints, config, str(e))
 
-            # ---- termination: the step budget (the while) or early stopping
+            # ---- termination: the step budget (the while), the target reached or early stopping
+            if stopped == "target":
+                break
             if stop:
                 stopped = "early_stopping"
                 why = f"no improvement of val {config.eval.metric} in {config.eval.patience} evaluations"
@@ -342,6 +351,13 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
         # run whose ending is written (a resume to the same step writes what is missing)
         bar.close()
         wall = time.perf_counter() - t0
+        test = {}
+        if not interrupts.requested:  # the test split, once, with the final weights
+            test = evaluate(
+                model, task, device, b.stateful, flush_denormal=config.numerics.flush_denormal, split="test"
+            )
+            if test:
+                run.log({"step": s.step, "split": "test", **test, **_baseline_columns(baseline, test)})
         rows = run.read("metrics.jsonl")
         history = History(
             run.path, [r for r in rows if r["split"] == "train"], [r for r in rows if r["split"] == "val"]
@@ -356,12 +372,15 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
                 "val": history.val[-1] if history.val else {},
             },
             "best": {"metric": f"val {config.eval.metric}", "value": s.best.value, "step": s.best.step},
+            "baseline": baseline,
+            "solved": _solved(s, config, rows),
+            "test": test,
             "skipped_steps": s.guard.skipped,
             "rollbacks": s.guard.rollbacks,
             "wall_time_s": wall,  # this session's: a resumed run counts from the resume
             "steps_per_s": (s.step - first_step) / wall,
         }
-        run.plot_loss()
+        run.plot_loss(baseline.get("loss"))
         diagnostics.finish()
         run.write_json("summary.json", history.summary)
     except Interrupted as e:  # a second signal: at once, from wherever the run was
@@ -389,6 +408,34 @@ def _check(model: nn.Module, task: Task, config: TrainConfig) -> None:
         raise ConfigError("tasks give batch-first inputs (B, T, I): build the model with batch_first=True")
     if getattr(model, "output", task.output) != task.output:
         raise ConfigError(f"the task predicts output={task.output!r}, the model output={model.output!r}")
+
+
+def _baseline(task: Task) -> dict[str, float]:
+    """The task's memoryless baseline ({} for a task that knows none or has no `baseline`)."""
+    baseline = getattr(task, "baseline", None)
+    return {k: float(v) for k, v in baseline().items()} if callable(baseline) else {}
+
+
+def _baseline_columns(baseline: dict[str, float], measured: dict[str, float]) -> dict[str, float]:
+    """A metrics row's baseline beside each value it has one for: {"baseline_loss": 0.167, ...}."""
+    return {f"baseline_{k}": v for k, v in baseline.items() if k in measured}
+
+
+def _solved(s: State, config: TrainConfig, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """summary.json's "solved": when the validation metric first reached `eval.target` (None: not yet, or
+    no target), with the value then and the training time it took (since this session of the run began)."""
+    step = s.best.solved
+    if step is None or config.eval.target is None:
+        return None
+    val = next((r for r in rows if r["split"] == "val" and r["step"] == step), {})
+    trained = [r["time_s"] for r in rows if r["split"] == "train" and r["step"] <= step and "time_s" in r]
+    return {
+        "step": step,
+        "metric": f"val {config.eval.metric}",
+        "value": val.get(config.eval.metric),
+        "target": config.eval.target,
+        "time_s": trained[-1] if trained else None,
+    }
 
 
 def _train_row(

@@ -1,4 +1,4 @@
-"""The progress bar: step, loss, a task metric and speed (rich), or nothing with `quiet`.
+"""The progress bar: step, loss, a task metric beside its baseline, and speed (rich), or nothing with `quiet`.
 
 `rich` is imported when an enabled bar is made, so `import rnnlab` does not load it; `say` prints to
 stderr either way.
@@ -25,6 +25,7 @@ class ProgressBar:
         enabled: draw the bar; False prints nothing but `say`'s lines.
         description: the bar's label.
         file: where the bar and `say` write (stderr by default).
+        baseline: the task's memoryless scores (`Task.baseline()`), shown beside the loss and the metric.
     """
 
     def __init__(
@@ -34,8 +35,10 @@ class ProgressBar:
         enabled: bool = True,
         description: str = "train",
         file: TextIO | None = None,
+        baseline: dict[str, float] | None = None,
     ) -> None:
         self.enabled, self.start, self.t0 = enabled, start, time.perf_counter()
+        self.baseline = baseline or {}
         self.file = file
         self.bar: Any = None
         if not enabled:
@@ -58,7 +61,8 @@ class ProgressBar:
     def update(self, step: int, row: dict[str, Any], metric: str | None = None) -> None:
         if self.bar is None:
             return
-        self.bar.update(self.task, completed=step, stats=stats(row, metric, self.rate(step)))
+        text = stats(row, metric, self.rate(step), self.baseline)
+        self.bar.update(self.task, completed=step, stats=text)
 
     def rate(self, step: int) -> float:
         """Steps per second since this bar was made."""
@@ -76,9 +80,19 @@ class ProgressBar:
             self.bar.stop()
 
 
-def stats(row: dict[str, Any], metric: str | None, rate: float) -> str:
-    """The bar's text: "loss 0.1235  mae 0.2791  12.3 steps/s"."""
-    text = f"loss {format_number(row.get('loss'), DIGITS)}"
+def stats(
+    row: dict[str, Any], metric: str | None, rate: float, baseline: dict[str, float] | None = None
+) -> str:
+    """The bar's text: "loss 0.1235 (baseline 0.1667)  mse 0.1235 (baseline 0.1667)  12.3 steps/s"."""
+    baseline = baseline or {}
+
+    def shown(name: str) -> str:
+        text = f"{name} {format_number(row.get(name), DIGITS)}"
+        if name in baseline:
+            text += f" (baseline {format_number(baseline[name], DIGITS)})"
+        return text
+
+    text = shown("loss")
     if metric and metric in row:
-        text += f"  {metric} {format_number(row[metric], DIGITS)}"
+        text += f"  {shown(metric)}"
     return f"{text}  {rate:.1f} steps/s"

@@ -11,7 +11,6 @@ initialiser) gets no [model] section, and a comment at the top of config.toml sa
 
 from __future__ import annotations
 
-import dataclasses
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +19,10 @@ import tomli_w
 from torch import nn
 
 from rnnlab.tasks.base import describe
-from rnnlab.tasks.config import TaskConfig
 from rnnlab.training import config as cfg
 
-TASK_FIELDS = tuple(f.name for f in dataclasses.fields(TaskConfig))
+#: what `describe(task)` adds to a task's settings: recorded in summary.json, not in [task].
+DESCRIBED = ("class", "input_size", "output_size")
 
 
 @dataclass
@@ -42,7 +41,10 @@ def model_class(model: nn.Module) -> str:
 
 def sections(model: nn.Module, task: Any) -> Sections:
     """The [task] and [model] settings of `model` and `task`, checked as a config file would be."""
-    task_settings = {k: v for k, v in describe(task).items() if k in TASK_FIELDS}
+    if getattr(task, "Settings", None) is not None:  # a registered task: exactly the settings it declares
+        task_settings = task.settings()
+    else:
+        task_settings = {k: v for k, v in describe(task).items() if k not in DESCRIBED}
     cfg.from_dict({"task": task_settings}, source=f"settings() of the task {type(task).__name__}")
     settings, unrecorded = _model_settings(model)
     if settings is None:

@@ -47,7 +47,7 @@ def changes(saved: Mapping[str, Any], config: cfg.TrainConfig) -> dict[str, tupl
     """Every setting of `config` that differs from the checkpoint's `saved` config: name -> (old, new)."""
     old, new = dict(cfg._flatten(saved)), dict(cfg._flatten(cfg.to_dict(config)))
     found = {}
-    for name, _, _ in cfg.fields():
+    for name, _, _ in cfg.fields(config):
         if name.startswith(IGNORED):
             continue
         a, b = _plain(old.get(name)), _plain(new.get(name))

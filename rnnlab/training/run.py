@@ -262,8 +262,9 @@ class RunDir:
             self.write_text(name, "".join(json.dumps(r) + "\n" for r in kept))
         return kept
 
-    def plot_loss(self) -> Path:
-        """loss.png: the training loss per step and the validation loss, from metrics.jsonl.
+    def plot_loss(self, baseline: float | None = None) -> Path:
+        """loss.png: the training loss per step and the validation loss, from metrics.jsonl, and the
+        task's memoryless baseline as a dashed line (when given).
 
         Drawn in ~50 ms: no pyplot (Agg, the user's backend left alone), fixed margins instead of
         tight_layout, plain tick labels instead of mathtext, at most `PLOT_POINTS` points a curve."""
@@ -281,6 +282,8 @@ class RunDir:
             pts = pts[:: max(1, len(pts) // PLOT_POINTS)]
             if pts:
                 ax.plot(*zip(*pts, strict=True), style, label=f"{split} loss", markersize=3)
+        if baseline is not None:
+            ax.axhline(baseline, color="0.4", linestyle="--", linewidth=1, label="baseline (no memory)")
         positive = all(r["loss"] > 0 for r in rows if r.get("loss") is not None)
         if rows and positive:
             ax.set_yscale("log")

@@ -1,0 +1,256 @@
+"""Learning results: every task's recipe over seeds, beside the memoryless baseline and torch's defaults.
+
+Each run is `rnnlab train --task T` exactly as a user types it (the recipe the task ships, so what is
+measured is what is shipped), in its own process with `--threads` threads, `--jobs` at a time. For contrast
+the same task is trained, with the same budget of steps, by a tanh RNN and an LSTM of the recipe's size
+with torch's default initialisation. The tables go into RESULTS.md between its markers; the text around
+them (what was tried, and why) is written by hand.
+
+    python benchmarks/results.py                          # every experiment, 3 seeds, 2 jobs of 1 thread
+    python benchmarks/results.py --only adding1000 --seeds 1 --no-contrast
+    python benchmarks/results.py --list
+
+Columns: the test metric (mean ± standard deviation over seeds; the test split is scored once, at the end,
+with the final weights), how many seeds solved the goal (the validation metric reaching eval.target, which
+stops the run), the steps and the wall time to solve (means over the seeds that solved), and the baseline.
+A run that exceeds `--timeout` is stopped by SIGTERM (rnnlab writes its summary) and counts as unsolved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+@dataclass
+class Experiment:
+    key: str
+    title: str
+    task: dict[str, str]  # the task's flags
+    metric: str  # the metric the goal is about (and the table shows), e.g. "mse"
+    goal: str  # in words, e.g. "test MSE < 0.01 within 10 minutes"
+    published: str = ""  # marks from the literature, with their source
+    contrast: bool = True  # also train the torch-default tanh RNN and LSTM
+    extra: dict[str, str] = field(default_factory=dict)  # flags on top of the recipe (none by default)
+
+
+EXPERIMENTS = [
+    Experiment(
+        "adding1000",
+        "adding, T = 1000",
+        {"task.name": "adding", "task.length": "1000"},
+        "mse",
+        "test MSE < 0.01 within 10 minutes",
+        "IRNN solves T ≈ 400 (Le et al. 2015); IndRNN solves T = 5000 (Li et al. 2018); uRNN T = 750 "
+        "(Arjovsky et al. 2016)",
+    ),
+    Experiment(
+        "copy200",
+        "copy, T = 200",
+        {"task.name": "copy", "task.delay": "200"},
+        "accuracy",
+        "recall accuracy >= 99% within 10 minutes",
+        "expRNN, scoRNN and uRNN solve T = 1000-2000; LSTM stays at the baseline (Arjovsky et al. 2016)",
+    ),
+    Experiment(
+        "copy500",
+        "copy, T = 500 (stretch)",
+        {"task.name": "copy", "task.delay": "500"},
+        "accuracy",
+        "recall accuracy >= 99% within 10 minutes",
+        "as copy T = 200",
+        contrast=False,
+    ),
+    Experiment(
+        "fashion_rows",
+        "Fashion-MNIST, row by row (28 steps)",
+        {"task.name": "images", "task.dataset": "fashion_mnist", "task.order": "rows"},
+        "accuracy",
+        "test accuracy >= 90% within 10 minutes",
+        "GRU+SVM 88.8% (Agarap 2017); an LSTM over rows ~89-91%",
+    ),
+    Experiment(
+        "digits_pixels",
+        "8x8 digits, pixel by pixel (64 steps)",
+        {"task.name": "images", "task.dataset": "digits", "task.order": "pixels"},
+        "accuracy",
+        "test accuracy >= 95% within 10 minutes",
+        "LSTM on sequential MNIST (784 pixels) 98.8%, permuted 92.9% (Arjovsky et al. 2016, table 1)",
+    ),
+]
+
+
+def recipe_of(experiment: Experiment) -> dict[str, object]:
+    """The recipe the task ships for these settings (read through rnnlab, as the command line does)."""
+    sys.path.insert(0, str(ROOT))
+    from rnnlab.training import config as cfg
+
+    _, used = cfg.compose({**experiment.task, **experiment.extra})
+    return used
+
+
+def contrasts(recipe: dict[str, object]) -> dict[str, dict[str, str]]:
+    """The torch-default tanh RNN and LSTM at the recipe's size (its other model settings dropped)."""
+    size = str(recipe.get("model.hidden_size", 32))
+    plain = {"model.hidden_size": size, "model.init": "default", "model.chrono": "none"}
+    return {
+        "tanh RNN, torch defaults": {"model.cell": "rnn", **plain, "model.nonlinearity": "tanh"},
+        "LSTM, torch defaults": {"model.cell": "lstm", **plain, "model.forget_bias": "none"},
+    }
+
+
+def run_one(flags: dict[str, str], seed: int, threads: int, timeout: float, folder: Path) -> dict:
+    """One `rnnlab train` in its own process; its summary.json (or what is known without one)."""
+    args = [sys.executable, "-m", "rnnlab", "train", "--quiet", "--out", str(folder), "--seed", str(seed)]
+    args += [f"--{k}={v}" for k, v in flags.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+        status = done.returncode
+    except subprocess.TimeoutExpired:
+        status = "timeout"
+    wall = time.perf_counter() - t0
+    summary_path = folder / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    return {"status": status, "wall_s": wall, "summary": summary}
+
+
+def row(experiment: Experiment, model: str, runs: list[dict]) -> dict:
+    """One table row: the runs of one model on one experiment."""
+    m = experiment.metric
+    tests = [r["summary"]["test"][m] for r in runs if r["summary"].get("test", {}).get(m) is not None]
+    solved = [r["summary"]["solved"] for r in runs if r["summary"].get("solved")]
+    baseline = next((r["summary"]["baseline"].get(m) for r in runs if r["summary"].get("baseline")), None)
+    return {
+        "experiment": experiment.title,
+        "model": model,
+        "metric": m,
+        "test_mean": statistics.fmean(tests) if tests else None,
+        "test_sd": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+        "seeds": len(runs),
+        "solved": len(solved),
+        "steps_to_solve": statistics.fmean(s["step"] for s in solved) if solved else None,
+        "time_to_solve_s": statistics.fmean(s["time_s"] for s in solved if s["time_s"]) if solved else None,
+        "wall_s": statistics.fmean(r["wall_s"] for r in runs),
+        "steps": statistics.fmean(r["summary"].get("steps", 0) for r in runs),
+        "baseline": baseline,
+        "goal": experiment.goal,
+        "published": experiment.published,
+    }
+
+
+def fmt(x: float | None, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}g}"
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| experiment | model | test metric (mean ± sd) | baseline | solved | steps to solve | time to "
+        "solve | wall per run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        test = "–"
+        if r["test_mean"] is not None:
+            test = f"{r['metric']} {fmt(r['test_mean'])} ± {fmt(r['test_sd'], 2)}"
+        cells = [r["experiment"], r["model"], test, fmt(r["baseline"]), f"{r['solved']}/{r['seeds']}"]
+        cells += [fmt(r["steps_to_solve"]), f"{fmt(r['time_to_solve_s'], 3)} s", f"{fmt(r['wall_s'], 3)} s"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_results(text: str, path: Path) -> None:
+    old = path.read_text() if path.is_file() else f"# Results\n\n{START}\n{END}\n"
+    if START not in old or END not in old:
+        old += f"\n{START}\n{END}\n"
+    head, rest = old.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    path.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default="", help="comma-separated experiment keys (default: all)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run before SIGTERM")
+    parser.add_argument("--no-contrast", action="store_true", help="the recipes only")
+    parser.add_argument("--out", default=str(ROOT / "RESULTS.md"))
+    parser.add_argument("--runs", default="", help="folder for the run folders (default: a temporary one)")
+    parser.add_argument("--list", action="store_true", help="list the experiments and their recipes")
+    args = parser.parse_args()
+    chosen = [e for e in EXPERIMENTS if not args.only or e.key in args.only.split(",")]
+    if args.list:
+        for e in chosen:
+            print(f"{e.key}: {e.title}; goal {e.goal}\n  recipe: {recipe_of(e)}")
+        return
+    runs_root = Path(args.runs or tempfile.mkdtemp(prefix="rnnlab-results-"))
+    plans: list[tuple[Experiment, str, dict[str, str], int]] = []
+    for e in chosen:
+        recipe = recipe_of(e)
+        models = {"recipe": {}} | ({} if args.no_contrast or not e.contrast else contrasts(recipe))
+        for model, flags in models.items():
+            budget = {"steps": str(recipe.get("steps", 1000))}
+            for seed in range(args.seeds):
+                plans.append((e, model, {**e.task, **e.extra, **budget, **flags}, seed))
+
+    def go(plan: tuple[Experiment, str, dict[str, str], int]) -> tuple[Experiment, str, dict]:
+        e, model, flags, seed = plan
+        folder = runs_root / f"{e.key}-{model.split(',')[0].replace(' ', '_')}-seed{seed}"
+        result = run_one(flags, seed, args.threads, args.timeout, folder)
+        s = result["summary"]
+        print(
+            f"{e.key:14s} {model:26s} seed {seed}: {result['status']}, {s.get('steps')} steps, "
+            f"solved {bool(s.get('solved'))}, test {s.get('test', {})}, {result['wall_s']:.0f} s",
+            flush=True,
+        )
+        return e, model, result
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(go, plans))
+    rows = []
+    for e in chosen:
+        for model in dict.fromkeys(m for x, m, _ in results if x is e):
+            rows.append(row(e, model, [r for x, m, r in results if x is e and m == model]))
+    command = "python benchmarks/results.py " + " ".join(sys.argv[1:])
+    header = (
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.processor() or platform.machine()} "
+        f"({os.cpu_count()} cores), {args.jobs} runs at a time with {args.threads} thread(s) each, "
+        f"{args.seeds} seed(s): `{command.strip()}`.\n\n"
+    )
+    recipes = "\n".join(f"- **{e.title}**: `{recipe_of(e)}`" for e in chosen)
+    text = (
+        header
+        + table(rows)
+        + "\n\nGoals and published marks:\n\n"
+        + "\n".join(f"- **{e.title}**: goal {e.goal}. Published: {e.published}." for e in chosen)
+    )
+    text += (
+        "\n\nThe recipes measured (what `rnnlab train --task ...` uses when no flag overrides it):\n\n"
+        + recipes
+    )
+    print(table(rows))
+    write_results(text, Path(args.out))
+    (runs_root / "results.json").write_text(json.dumps(rows, indent=1))
+    print(f"wrote {args.out}; run folders in {runs_root}")
+
+
+if __name__ == "__main__":
+    main()
