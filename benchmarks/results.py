@@ -187,7 +187,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", default="", help="comma-separated experiment keys (default: all)")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of each recipe")
+    parser.add_argument("--contrast-seeds", type=int, default=1, help="seeds of each torch-default contrast")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run before SIGTERM")
@@ -208,7 +209,7 @@ def main() -> None:
         models = {"recipe": {}} | ({} if args.no_contrast or not e.contrast else contrasts(recipe))
         for model, flags in models.items():
             budget = {"steps": str(recipe.get("steps", 1000))}
-            for seed in range(args.seeds):
+            for seed in range(args.seeds if model == "recipe" else args.contrast_seeds):
                 plans.append((e, model, {**e.task, **e.extra, **budget, **flags}, seed))
 
     def go(plan: tuple[Experiment, str, dict[str, str], int]) -> tuple[Experiment, str, dict]:
@@ -233,7 +234,7 @@ def main() -> None:
     header = (
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.processor() or platform.machine()} "
         f"({os.cpu_count()} cores), {args.jobs} runs at a time with {args.threads} thread(s) each, "
-        f"{args.seeds} seed(s): `{command.strip()}`.\n\n"
+        f"{args.seeds} seed(s) per recipe and {args.contrast_seeds} per contrast: `{command.strip()}`.\n\n"
     )
     recipes = "\n".join(f"- **{e.title}**: `{recipe_of(e)}`" for e in chosen)
     text = (

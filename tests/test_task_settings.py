@@ -90,7 +90,7 @@ def test_the_recipe_fills_what_is_not_given_and_yields_to_another_cell():
 
 
 def test_compose_applies_the_named_tasks_recipe(monkeypatch):
-    monkeypatch.setattr(AddingTask, "recipe", RECIPE)
+    monkeypatch.setattr(AddingTask, "recipe_for", classmethod(lambda cls, settings: dict(RECIPE)))
     config, used = cfg.compose({"task.name": "adding", "steps": "7"})
     assert used == {k: v for k, v in RECIPE.items() if k != "steps"}
     assert (config.steps, config.model.chrono, config.optim.lr, config.model.hidden_size) == (

@@ -1,13 +1,17 @@
 """The adding and copy problems: their data by construction, their baselines, endless training data."""
 
+import json
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from rnnlab.cli import main
 from rnnlab.tasks import AddingTask, CopyTask
 from rnnlab.tasks.long_range import EPOCH_BATCHES
+from rnnlab.training import config as cfg
+from rnnlab.training.config import TrainConfig
 
 
 def test_adding_marks_one_value_in_each_half_and_targets_their_sum():
@@ -122,3 +126,21 @@ GOLDEN_ADDING_MARKERS = [[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0, 0.
 GOLDEN_ADDING_TARGETS = [0.8036794066429138, 0.8918107151985168]
 GOLDEN_COPY_INPUTS = [[3, 1, 0, 0, 4, 0, 0]]
 GOLDEN_COPY_TARGETS = [[0, 0, 0, 0, 0, 3, 1]]
+
+
+def test_the_adding_recipe_solves_a_short_adding_problem_in_seconds(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "adding", "--task.length", "50", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["solved"] is not None and summary["solved"]["value"] < 0.01
+    assert summary["test"]["mse"] < summary["baseline"]["mse"] / 10
+    config = (out / "config.toml").read_text()
+    assert 'cell = "lstm"' in config and "chrono = 50.0" in config and "target = 0.01" in config
+
+
+def test_the_adding_recipe_follows_the_length_and_yields_to_flags():
+    config, used = cfg.compose({"task.name": "adding", "task.length": "300", "optim.lr": "0.001"})
+    assert config.model.chrono == 300.0 and config.optim.lr == 0.001 and "optim.lr" not in used
+    gru, _ = cfg.compose({"task.name": "adding", "model.cell": "gru"})
+    assert gru.model.chrono is None and gru.model.hidden_size == TrainConfig().model.hidden_size
+    assert gru.eval.target == 0.01  # the recipe's training settings stay
