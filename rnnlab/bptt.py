@@ -162,7 +162,7 @@ class RNNKernel(Kernel):
                 seen.append(dh)
                 dp = torch.mul(dh, local_t[t - lo], out=dpre_t[t])
                 dh = torch.addmm(_carry(d_out_t[t - 1], dh, masks, t), dp, weight)
-        d_weight = _flat(dpre).t() @ _flat(states[:-1])
+        d_weight = _weight_grad(dpre, states[:-1])
         return dpre, d_weight, dpre.sum((0, 1)), [dh], _observed([seen], masks)
 
 
@@ -227,7 +227,7 @@ class LSTMKernel(Kernel):
                 dg = torch.mul(torch.cat((dc, dc, dc, dh), 1), local_t[k], out=dgates_t[t])
                 dc = dc * c_to_c_t[k]
                 dh = torch.addmm(_carry(d_out_t[t - 1], dh, masks, t), dg, weight)
-        d_weight = _flat(dgates).t() @ _flat(h_states[:-1])
+        d_weight = _weight_grad(dgates, h_states[:-1])
         return dgates, d_weight, dgates.sum((0, 1)), [dh, dc], _observed([seen_h, seen_c], masks)
 
 
@@ -294,7 +294,7 @@ class GRUKernel(Kernel):
                 torch.mul(torch.cat((dh, dh), 1), to_rz_t[k], out=drz_t[t])
                 torch.mul(torch.mul(dh, to_n_t[k], out=dn_t[t]), r_t[k], out=dhn_t[t])
                 dh = torch.addmm(torch.addcmul(d_out_t[t - 1], dh, direct_t[k]), dhh_t[t], weight)
-        d_weight = _flat(dhh).t() @ _flat(states[:-1])
+        d_weight = _weight_grad(dhh, states[:-1])
         dpre = torch.cat((dhh[..., : 2 * H], dn), 2)
         return dpre, d_weight, dhh.sum((0, 1)), [dh], _observed([seen], masks)
 
@@ -334,6 +334,13 @@ def _carry(d_out_prev: Tensor, dh: Tensor, masks: _Masks | None, t: int) -> Tens
 
 def _flat(x: Tensor) -> Tensor:
     return x.reshape(-1, x.shape[-1])
+
+
+def _weight_grad(d: Tensor, x: Tensor) -> Tensor:
+    """The gradient of a weight applied as `x @ Wᵀ` at every step: Σ over steps and rows of dᵀ x, (G, n)
+    from d (..., G) and x (..., n). Computed as (xᵀ d)ᵀ, which gives the same sums and which MKL runs
+    1.1-5x faster on the CPU than dᵀ x (the most at a small n, an input of a few features)."""
+    return (_flat(x).t() @ _flat(d)).t()
 
 
 def _observed(per_field: list[list[Tensor]], masks: _Masks | None) -> tuple[Tensor, ...]:
@@ -379,7 +386,7 @@ class _Scan(torch.autograd.Function):
         need = ctx.needs_input_grad
         dpre_flat = _flat(dpre)
         dx = (dpre_flat @ w_ih).view_as(x) if need[2] else None
-        d_w_ih = dpre_flat.t() @ _flat(x) if need[3] else None
+        d_w_ih = _weight_grad(dpre_flat, x) if need[3] else None
         d_b_ih = (d_b_hh if ctx.fold else dpre_flat.sum(0)) if need[4] else None
         return (None, None, dx, d_w_ih, d_b_ih, d_w_hh, d_b_hh if need[6] else None, None, *dstate0)
 

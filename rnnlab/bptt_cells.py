@@ -1,7 +1,8 @@
-"""Hand-written forward and backward through time for the cells torch does not fuse: IndRNN and the
-LayerNorm LSTM and GRU, in the scheme of `bptt.py` (one autograd node per layer and direction, preallocated
-(T, B, ·) buffers, local derivatives for cache-sized blocks of steps, every step's state, gates and total
-`∂L/∂state_t` handed to an observer, masked steps that keep the state and output zeros).
+"""Hand-written forward and backward through time for the cells torch does not fuse: IndRNN, the
+orthogonal RNN and the LayerNorm LSTM and GRU, in the scheme of `bptt.py` (one autograd node per layer and
+direction, preallocated (T, B, ·) buffers, local derivatives for cache-sized blocks of steps, every step's
+state, gates and total `∂L/∂state_t` handed to an observer, masked steps that keep the state and output
+zeros).
 
 IndRNN has torch's parameter names with a vector `weight_hh`, so it runs in `bptt._Scan`; its recurrence is
 elementwise, with no matmul per step, and its backward walk is one fused multiply-add per step:
@@ -10,6 +11,17 @@ elementwise, with no matmul per step, and its backward walk is one fused multipl
     dh_{t-1} = dy_{t-1} + dh_t ⊙ f'_t ⊙ u,   ∂pre_t = dh_t ⊙ f'_t,   ∂u = Σ_t ∂pre_t ⊙ h_{t-1}
 
 (∂weight_hh is ∂u inside ±recurrent_max and zero outside, as torch's clamp gives.)
+
+The orthogonal cell also runs in `bptt._Scan`, modReLU's bias b (`bias_mod`) in the slot of torch's b_hh,
+unfolded since it acts inside the nonlinearity. Its recurrence is the Elman kernel's with modReLU for f:
+
+    h_t = sign(z_t) ⊙ relu(|z_t| + b),  z_t = pre_t + W_hh h_{t-1}
+    ∂h_t/∂z_t = 1[h_t ≠ 0],   ∂h_t/∂b = sign(h_t)
+
+Both derivatives come from h_t alone, so the states are all the backward keeps: h_t ≠ 0 exactly where
+z_t ≠ 0 and |z_t| + b > 0, and then sign(h_t) = sign(z_t). At z_t = 0 both are 0, as autograd gives for the
+cell's `step` (torch.sign(0) = 0). W_hh is the matrix the layer's parametrization computes: the kernel
+returns ∂W_hh, and autograd carries it on to the parametrization's own tensors.
 
 The LayerNorm cells carry layer-norm parameters instead of biases, so they run in `_LayerNormScan`. With
 `LN(z) = ẑ ⊙ w + b`, `ẑ = (z - mean z) / sqrt(var z + eps)` over the last dimension:
@@ -48,6 +60,7 @@ from rnnlab.bptt import (
     _observed,
     _state_buffer,
     _steps,
+    _weight_grad,
 )
 from rnnlab.cells import Cell, LayerNormGRUCell, LayerNormLSTMCell
 
@@ -95,6 +108,55 @@ class IndRNNKernel(bptt.RNNKernel):
     def _local(self, h: Tensor) -> Tensor:
         """f'(pre) from h = f(pre), a new tensor."""
         return 1 - h * h if self.tanh else (h > 0).to(h.dtype)
+
+
+class OrthogonalKernel(bptt.Kernel):
+    """`OrthogonalCell` (see the module docstring): `h_t = modReLU(pre_t + W_hh h_{t-1}; b)`, `bias` being
+    modReLU's b."""
+
+    fold_recurrent_bias = False  # b is inside the nonlinearity, not a shift of pre
+
+    def scan(self, x, params, state, mask, observer):
+        return super().scan(x, {**params, "bias_hh": params["bias_mod"]}, state, mask, observer)
+
+    def forward(self, pre, weight, bias, state, masks):
+        T = pre.shape[0]
+        wt = weight.t()
+        states = _state_buffer(state[0], T)
+        out = pre  # activated in place: pre_t becomes h_t
+        sign = pre.new_empty(pre.shape[1:])  # sign(z_t), one step at a time
+        h_after = _steps(states[1:])
+        h = state[0]
+        for t, h_new in enumerate(out.unbind(0)):
+            h_new.addmm_(h, wt)
+            torch.sign(h_new, out=sign)
+            h_new.abs_().add_(bias).relu_().mul_(sign)  # the ops of `cells.modrelu`, so the same rounding
+            h = _masked_update(masks, t, h_new, h, h_after)
+        if masks is None:
+            states[1:] = out  # one copy: the outputs are never saved, so they stay the caller's to modify
+        return out, (h,), (states,), (states[1:],), {"h": states[1:]}
+
+    def backward(self, saved, weight, d_out, dstate, masks):
+        (states,) = saved  # at valid steps h_t = modReLU(z_t); elsewhere its derivative is masked out
+        T = states.shape[0] - 1
+        dpre, grads = torch.empty_like(states[1:]), torch.empty_like(states[1:])  # grads: ∂L/∂h_t, observed
+        d_out_t, dpre_t, grads_t = _next_d_out(d_out), dpre.unbind(0), grads.unbind(0)
+        dh = torch.add(dstate[0], d_out_t[T - 1], out=grads_t[T - 1])
+        d_bias = states.new_zeros(states.shape[-1])
+        for lo, hi in _chunks(T, dpre[0].numel()):
+            to_bias = states[lo + 1 : hi + 1].sign()  # ∂h_t/∂b
+            if masks is not None:
+                to_bias.masked_fill_(masks.padded_mask[lo:hi], 0.0)
+            local_t = to_bias.abs().unbind(0)  # ∂h_t/∂z_t = 1[h_t ≠ 0]
+            for t in range(hi - 1, lo - 1, -1):
+                dz = torch.mul(dh, local_t[t - lo], out=dpre_t[t])
+                dh = torch.addmm(
+                    _carry(d_out_t[t - 1], dh, masks, t), dz, weight, out=grads_t[t - 1] if t else None
+                )
+            # while the block is in cache: ∂b = Σ ∂h_t ⊙ sign(h_t) = Σ ∂z_t ⊙ sign(h_t)
+            d_bias += to_bias.mul_(dpre[lo:hi]).sum((0, 1))
+        d_weight = _weight_grad(dpre, states[:-1])
+        return dpre, d_weight, d_bias, [dh], _zero_padding((grads,), masks)
 
 
 class _LayerNormKernel(bptt.Kernel):

@@ -4,12 +4,14 @@ A cell gets a fast path only if it computes exactly the maths of the class the p
 
     torch's fused kernel   torch.lstm, torch.gru, torch.rnn_tanh, torch.rnn_relu (cuDNN on CUDA)
     hand-written kernel    bptt.LSTMKernel, GRUKernel, RNNKernel and bptt_cells.IndRNNKernel,
-                           LayerNormLSTMKernel, LayerNormGRUKernel: one autograd node, every step observable
+                           OrthogonalKernel, LayerNormLSTMKernel, LayerNormGRUKernel: one autograd node,
+                           every step observable
 
 `fast_paths(cell)` decides both, by behaviour rather than ancestry: a subclass of `LSTMCell` that overrides
 `step`, `project` or `parameter_shapes` computes something else, so it gets neither and runs its own maths
 under per-step autograd; a subclass that only adds a docstring or a helper keeps both. Cells torch does not
-fuse (IndRNN, the LayerNorm cells) have a kernel and no fused op; a cell of your own has neither.
+fuse (IndRNN, the orthogonal RNN, the LayerNorm cells) have a kernel and no fused op; a cell of your own has
+neither.
 
 `auto_uses_fused` says which of the two `execution="auto"` takes, from measurement (BENCHMARKS.md,
 `benchmarks/speed.py`): for training on CPU the hand-written GRU and RNN kernels beat torch's (which steps
@@ -29,7 +31,16 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab import bptt, bptt_cells
-from rnnlab.cells import Cell, GRUCell, IndRNNCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
+from rnnlab.cells import (
+    Cell,
+    GRUCell,
+    IndRNNCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    OrthogonalCell,
+    RNNCell,
+)
 
 #: the methods that define a cell's maths: a class that overrides any of them leaves the fast paths.
 MATHS = ("step", "project", "parameter_shapes")
@@ -49,6 +60,7 @@ _PATHS: dict[type[Cell], Callable[[Any], FastPaths]] = {
     GRUCell: lambda cell: FastPaths("gru", bptt.GRUKernel()),
     RNNCell: lambda cell: FastPaths(f"rnn_{cell.nonlinearity}", bptt.RNNKernel(cell.nonlinearity)),
     IndRNNCell: lambda cell: FastPaths(None, bptt_cells.IndRNNKernel(cell.nonlinearity, cell.recurrent_max)),
+    OrthogonalCell: lambda cell: FastPaths(None, bptt_cells.OrthogonalKernel()),
     LayerNormLSTMCell: lambda cell: FastPaths(None, bptt_cells.LayerNormLSTMKernel.of(cell)),
     LayerNormGRUCell: lambda cell: FastPaths(None, bptt_cells.LayerNormGRUKernel.of(cell)),
 }

@@ -8,8 +8,8 @@ Ways to run, one behaviour (tests assert they agree):
 - `fused`: torch's own kernel (`torch.lstm`, `torch.gru`, `torch.rnn_tanh`, `torch.rnn_relu`), for cells
   computing exactly torch's maths (`rnnlab.fused.fast_paths`), when nothing watches the steps.
 - `unrolled`: every step observable. Cells with a hand-written kernel (`bptt.py`: torch's three cells;
-  `bptt_cells.py`: IndRNN and the LayerNorm cells) run it; any other cell runs its own `step` under
-  per-step autograd (`autograd_scan`).
+  `bptt_cells.py`: IndRNN, the LayerNorm cells and the orthogonal cell) run it; any other cell runs its
+  own `step` under per-step autograd (`autograd_scan`).
 - `reference`: per-step autograd over the cell's own `step` for every cell: the obvious implementation
   that the others are tested against (slow; for tests and for debugging a cell of your own).
 `execution="auto"` (the default) takes the fastest of these measured on the device (`fused.auto_uses_fused`)

@@ -1,6 +1,6 @@
-"""The hand-written kernels of IndRNN and the LayerNorm cells equal the cell's own step under autograd
-(execution="reference") in float64, pass gradcheck, hand the observer what the reference path hands it, and
-are the fast path of exactly those cells."""
+"""The hand-written kernels of IndRNN, the orthogonal RNN and the LayerNorm cells equal the cell's own step
+under autograd (execution="reference") in float64, pass gradcheck, hand the observer what the reference path
+hands it, and are the fast path of exactly those cells."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 import rnnlab
 from rnnlab import bptt, bptt_cells, fused
-from rnnlab.cells import IndRNNCell, LayerNormGRUCell, LayerNormLSTMCell
+from rnnlab.cells import IndRNNCell, LayerNormGRUCell, LayerNormLSTMCell, OrthogonalCell
 
 TOL = 1e-10
 
@@ -19,6 +19,7 @@ CELLS = [
     ("indrnn_tanh", IndRNNCell, {"nonlinearity": "tanh", "recurrent_max": 0.6}, bptt_cells.IndRNNKernel),
     ("layernorm_lstm", LayerNormLSTMCell, {}, bptt_cells.LayerNormLSTMKernel),
     ("layernorm_gru", LayerNormGRUCell, {}, bptt_cells.LayerNormGRUKernel),
+    ("orthogonal", OrthogonalCell, {}, bptt_cells.OrthogonalKernel),
 ]
 BY_CELL = pytest.mark.parametrize(("cell", "options"), [c[1:3] for c in CELLS], ids=[c[0] for c in CELLS])
 
@@ -31,7 +32,8 @@ def small_blocks(monkeypatch):
 
 def pair(cell, options, **kwargs):
     """The same layer on the kernel ("unrolled") and on the autograd reference, float64, parameters moved off
-    their initial values (LN weights of 1, shifts of 0, IndRNN weights inside ±recurrent_max)."""
+    their initial values (LN weights of 1, shifts of 0, IndRNN weights inside ±recurrent_max, modReLU's
+    biases near 0: with ±0.5 some units fall in its dead zone)."""
     torch.manual_seed(0)
     fast = rnnlab.Recurrent(cell, 5, 6, execution="unrolled", dtype=torch.float64, **options, **kwargs)
     with torch.no_grad():
@@ -81,7 +83,8 @@ def test_kernel_equals_the_autograd_reference(cell, options, layers, bidirection
 @pytest.mark.parametrize(("cell", "options"), [c[1:3] for c in CELLS[::2]], ids=[c[0] for c in CELLS[::2]])
 def test_kernel_equals_the_autograd_reference_without_bias(cell, options):
     fast, reference = pair(cell, options, bias=False, num_layers=2)
-    assert not any("bias" in n for n, _ in fast.named_parameters())
+    kept = ("bias_mod",)  # modReLU's bias is part of the nonlinearity: bias=False keeps it
+    assert not any("bias" in n and not n.startswith(kept) for n, _ in fast.named_parameters())
     x = torch.randn(6, 3, 5, dtype=torch.float64)
     h0 = tuple(torch.randn_like(s) for s in fields(fast.init_state(3)))
     lengths = torch.tensor([6, 2, 4])
@@ -209,6 +212,14 @@ class RMSNormLSTM(LayerNormLSTMCell):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * params[f"ln_{which}_weight"]
 
 
+class LeakyOrthogonal(OrthogonalCell):
+    """Maths of its own: h = modReLU(...) + 0.1 h_{t-1}."""
+
+    def step(self, params, px, state):
+        (h,), gates = super().step(params, px, state)
+        return rnnlab.cells.HiddenState(h + 0.1 * state[0]), gates
+
+
 class LooseLayerNormGRU(LayerNormGRUCell):
     eps = 1e-2
 
@@ -220,7 +231,7 @@ def test_fast_paths_are_the_kernels_of_exactly_these_cells():
     indrnn = fused.fast_paths(IndRNNCell(2, 3, nonlinearity="tanh", recurrent_max=0.25, device="meta")).kernel
     assert isinstance(indrnn, bptt_cells.IndRNNKernel) and indrnn.tanh and indrnn.recurrent_max == 0.25
     assert isinstance(fused.fast_paths(WiderIndRNN(2, 3, device="meta")).kernel, bptt_cells.IndRNNKernel)
-    for cls in (OffsetIndRNN, RMSNormLSTM):  # maths of their own: the generic path
+    for cls in (OffsetIndRNN, RMSNormLSTM, LeakyOrthogonal):  # maths of their own: the generic path
         assert fused.fast_paths(cls(2, 3, device="meta")) == fused.FastPaths()
 
 
@@ -234,3 +245,40 @@ def test_a_subclass_runs_its_own_maths(cls):
     layer.execution = "reference"
     reference, _ = layer(x)
     torch.testing.assert_close(auto, reference, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("orthogonal_map", ["matrix_exp", "cayley"])
+def test_orthogonal_kernel_carries_the_gradient_on_to_the_skew_parameter(orthogonal_map):
+    """The kernel gets W_hh as the layer's parametrization computes it and returns ∂W_hh; autograd carries
+    that on to the tensor trained behind it, `parametrizations.weight_hh_l{k}.original`."""
+    fast, reference = pair(OrthogonalCell, {"orthogonal_map": orthogonal_map}, num_layers=2)
+    x = torch.randn(7, 4, 5, dtype=torch.float64)
+    for layer in (fast, reference):
+        out, h_n = layer(x)
+        (out.sin().sum() + h_n.pow(2).sum()).backward()
+    for k in range(2):
+        skew = fast.parametrizations[f"weight_hh_l{k}"].original.grad
+        assert skew.abs().max() > 1.0
+        want = reference.parametrizations[f"weight_hh_l{k}"].original.grad
+        torch.testing.assert_close(skew, want, rtol=0, atol=TOL)
+
+
+def test_orthogonal_kernel_takes_the_cells_derivative_at_zero():
+    """Where z_t = W_ih x_t + W_hh h_{t-1} (+ b_ih) is exactly 0, modReLU gives 0 whatever b is (torch.sign(0)
+    = 0), and autograd through the cell's step gives 0 for both derivatives: so does the kernel. Sequence 0
+    starts at h_0 = 0 with two zero inputs, so z = 0 there for two steps, with b = 0.3 > 0."""
+    fast, reference = pair(OrthogonalCell, {}, bias=False)
+    with torch.no_grad():
+        for layer in (fast, reference):
+            layer.bias_mod_l0.fill_(0.3)
+    x = torch.randn(5, 3, 5, dtype=torch.float64)
+    x[:2, 0] = 0.0
+    h0 = torch.randn(1, 3, 6, dtype=torch.float64)
+    h0[:, 0] = 0.0
+    (values, grads), (ref_values, ref_grads) = (run(m, x, (h0,), None) for m in (fast, reference))
+    for a, b in zip(values + grads, ref_values + ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=TOL)
+    out, dx = values[0], grads[0]
+    assert torch.equal(out[:2, 0], torch.zeros(2, 6, dtype=torch.float64))
+    assert torch.equal(dx[:2, 0], torch.zeros(2, 5, dtype=torch.float64))  # ∂h/∂z = 0 at z = 0
+    assert (dx[2:, 0] != 0).any() and (out[2:, 0] != 0).any()

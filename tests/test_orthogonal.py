@@ -11,7 +11,7 @@ import torch
 
 import rnnlab
 from rnnlab.cells import CELLS, OrthogonalCell, modrelu
-from rnnlab.fused import FastPaths, fast_paths
+from rnnlab.fused import fast_paths
 
 MAPS = pytest.mark.parametrize("orthogonal_map", ["matrix_exp", "cayley"])
 
@@ -39,10 +39,12 @@ def layer(**options):
     return rnnlab.Recurrent(OrthogonalCell, 3, 5, dtype=torch.float64, **options)
 
 
-def test_registered_without_a_fast_path():
+def test_registered_with_a_kernel_and_no_fused_op():
     assert CELLS["orthogonal"] is OrthogonalCell and rnnlab.cells.cell_type("orthogonal") is OrthogonalCell
     ours = layer()
-    assert fast_paths(ours.cell) == FastPaths() and not ours.uses_fused()
+    paths = fast_paths(ours.cell)
+    assert paths.fused_op is None and isinstance(paths.kernel, rnnlab.bptt_cells.OrthogonalKernel)
+    assert not ours.uses_fused()
     ours.flatten_parameters()  # nothing to flatten: a no-op
     with pytest.raises(ValueError, match="needs a cell torch fuses"):
         rnnlab.Recurrent(OrthogonalCell, 3, 5, execution="fused")(torch.randn(4, 2, 3))
