@@ -160,14 +160,20 @@ def package_file(name: str, relative: str, what: str) -> Path:
     raise DataError(f"{what}: {relative} is not in the installed {s.package} (another version?)")
 
 
-def archive_member(name: str, member: str, what: str) -> bytes:
-    """The bytes of `member` (a path inside the archive, e.g. "sktime/datasets/data/...") of source `name`'s
-    downloaded archive; `MissingDataset` naming `what` when the archive is not in the cache."""
+def archive_path(name: str, what: str) -> Path:
+    """The downloaded archive of source `name` in the cache (for a reader that takes many files from it in
+    one pass); `MissingDataset` naming `what` when it is not there."""
     s = source(name)
     path = _archive_path(s)
     if path is None:
         raise s.missing(what)
-    return read_member(path, member)
+    return path
+
+
+def archive_member(name: str, member: str, what: str) -> bytes:
+    """The bytes of `member` (a path inside the archive, e.g. "sktime/datasets/data/...") of source `name`'s
+    downloaded archive; `MissingDataset` naming `what` when the archive is not in the cache."""
+    return read_member(archive_path(name, what), member)
 
 
 def read_member(path: Path, member: str) -> bytes:
@@ -230,6 +236,7 @@ __all__ = [
     "MissingDataset",
     "Source",
     "archive_member",
+    "archive_path",
     "cache_dir",
     "get",
     "members",
