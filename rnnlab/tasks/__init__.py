@@ -4,6 +4,7 @@
     adding   sum two marked values among `length` random numbers (long_range.py)
     copy     recall `count` symbols after `delay` blank steps (long_range.py)
     images   classify digits or clothes read a row or a pixel per step (images.py)
+    charlm   predict the next character of Shakespeare, the stdlib's source or your text (text.py)
 
 Tasks are data: this package imports nothing from `rnnlab.training` or `rnnlab.diagnostics`.
 """
@@ -18,6 +19,7 @@ from rnnlab.tasks.config import TaskConfig, recorded_settings
 from rnnlab.tasks.images import SequentialImagesTask
 from rnnlab.tasks.long_range import AddingTask, CopyTask
 from rnnlab.tasks.synthetic import SineTask
+from rnnlab.tasks.text import CharLMTask
 
 #: task name -> class, each with its `Settings`; `rnnlab train --task NAME` picks from these.
 TASKS: dict[str, type[Task]] = {
@@ -25,6 +27,7 @@ TASKS: dict[str, type[Task]] = {
     "adding": AddingTask,
     "copy": CopyTask,
     "images": SequentialImagesTask,
+    "charlm": CharLMTask,
 }
 
 
@@ -53,6 +56,7 @@ __all__ = [
     "TASKS",
     "AddingTask",
     "Batch",
+    "CharLMTask",
     "CopyTask",
     "SequentialImagesTask",
     "SineTask",
