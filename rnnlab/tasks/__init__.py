@@ -5,6 +5,7 @@
     copy     recall `count` symbols after `delay` blank steps (long_range.py)
     images   classify digits or clothes read a row or a pixel per step (images.py)
     charlm   predict the next character of Shakespeare, the stdlib's source or your text (text.py)
+    classify label speech (JapaneseVowels, a folder of wavs) or your sequences of any length (classify.py)
 
 Tasks are data: this package imports nothing from `rnnlab.training` or `rnnlab.diagnostics`.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import Batch, Task, TensorTask, batchify, describe
+from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.tasks.config import TaskConfig, recorded_settings
 from rnnlab.tasks.images import SequentialImagesTask
 from rnnlab.tasks.long_range import AddingTask, CopyTask
@@ -28,6 +30,7 @@ TASKS: dict[str, type[Task]] = {
     "copy": CopyTask,
     "images": SequentialImagesTask,
     "charlm": CharLMTask,
+    "classify": ClassifyTask,
 }
 
 
@@ -57,6 +60,7 @@ __all__ = [
     "AddingTask",
     "Batch",
     "CharLMTask",
+    "ClassifyTask",
     "CopyTask",
     "SequentialImagesTask",
     "SineTask",
