@@ -102,13 +102,22 @@ def recipe_of(experiment: Experiment) -> dict[str, object]:
     return used
 
 
-def contrasts(recipe: dict[str, object]) -> dict[str, dict[str, str]]:
-    """The torch-default tanh RNN and LSTM at the recipe's size (its other model settings dropped)."""
+def contrasts(experiment: Experiment, recipe: dict[str, object]) -> dict[str, dict[str, str]]:
+    """The torch-default tanh RNN and LSTM at the recipe's size (its other model settings dropped), less
+    any that is the recipe itself (a recipe that is a plain LSTM)."""
+    from rnnlab.training import config as cfg
+
     size = str(recipe.get("model.hidden_size", 32))
     plain = {"model.hidden_size": size, "model.init": "default", "model.chrono": "none"}
-    return {
+    candidates = {
         "tanh RNN, torch defaults": {"model.cell": "rnn", **plain, "model.nonlinearity": "tanh"},
         "LSTM, torch defaults": {"model.cell": "lstm", **plain, "model.forget_bias": "none"},
+    }
+    ours = cfg.compose({**experiment.task, **experiment.extra})[0]
+    return {
+        name: flags
+        for name, flags in candidates.items()
+        if cfg.compose({**experiment.task, **experiment.extra, **flags})[0] != ours
     }
 
 
@@ -206,7 +215,7 @@ def main() -> None:
     plans: list[tuple[Experiment, str, dict[str, str], int]] = []
     for e in chosen:
         recipe = recipe_of(e)
-        models = {"recipe": {}} | ({} if args.no_contrast or not e.contrast else contrasts(recipe))
+        models = {"recipe": {}} | ({} if args.no_contrast or not e.contrast else contrasts(e, recipe))
         for model, flags in models.items():
             budget = {"steps": str(recipe.get("steps", 1000))}
             for seed in range(args.seeds if model == "recipe" else args.contrast_seeds):
