@@ -5,6 +5,7 @@
     copy     recall `count` symbols after `delay` blank steps (long_range.py)
     images   classify digits or clothes read a row or a pixel per step (images.py)
     charlm   predict the next character of Shakespeare, the stdlib's source or your text (text.py)
+    forecast the next steps of a series: bundled (airline, co2, ...) or your CSV (forecast.py)
     classify label speech (JapaneseVowels, a folder of wavs) or your sequences of any length (classify.py)
 
 Tasks are data: this package imports nothing from `rnnlab.training` or `rnnlab.diagnostics`.
@@ -18,6 +19,7 @@ from rnnlab.errors import ConfigError
 from rnnlab.tasks.base import Batch, Task, TensorTask, batchify, describe
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.tasks.config import TaskConfig, recorded_settings
+from rnnlab.tasks.forecast import ForecastTask
 from rnnlab.tasks.images import SequentialImagesTask
 from rnnlab.tasks.long_range import AddingTask, CopyTask
 from rnnlab.tasks.synthetic import SineTask
@@ -31,6 +33,7 @@ TASKS: dict[str, type[Task]] = {
     "images": SequentialImagesTask,
     "charlm": CharLMTask,
     "classify": ClassifyTask,
+    "forecast": ForecastTask,
 }
 
 
@@ -62,6 +65,7 @@ __all__ = [
     "CharLMTask",
     "ClassifyTask",
     "CopyTask",
+    "ForecastTask",
     "SequentialImagesTask",
     "SineTask",
     "Task",

@@ -156,6 +156,10 @@ class EvalConfig:
     target: float | None = option(
         None, "stop when the validation metric reaches this (<= for mode min, >= for max): 'solved at step N'"
     )
+    restore_best: bool = option(
+        False,
+        "at the end, go back to the weights of the best validation result before scoring the test split",
+    )
 
 
 @dataclass

@@ -351,8 +351,11 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
         # run whose ending is written (a resume to the same step writes what is missing)
         bar.close()
         wall = time.perf_counter() - t0
-        test = {}
-        if not interrupts.requested:  # the test split, once, with the final weights
+        test: dict[str, float] = {}
+        if not interrupts.requested:  # the test split, once, with the final (or the best) weights
+            if config.eval.restore_best and checkpoints.best.is_file():
+                model.load_state_dict(checkpoint.load(checkpoints.best)["model"])
+                run.event("restored_best", s.step, best_step=s.best.step)
             test = evaluate(
                 model, task, device, b.stateful, flush_denormal=config.numerics.flush_denormal, split="test"
             )
@@ -375,6 +378,7 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
             "baseline": baseline,
             "solved": _solved(s, config, rows),
             "test": test,
+            "test_baselines": _test_baselines(task) if test else {},
             "skipped_steps": s.guard.skipped,
             "rollbacks": s.guard.rollbacks,
             "wall_time_s": wall,  # this session's: a resumed run counts from the resume
@@ -414,6 +418,13 @@ def _baseline(task: Task) -> dict[str, float]:
     """The task's memoryless baseline ({} for a task that knows none or has no `baseline`)."""
     baseline = getattr(task, "baseline", None)
     return {k: float(v) for k, v in baseline().items()} if callable(baseline) else {}
+
+
+def _test_baselines(task: Task) -> dict[str, dict[str, float]]:
+    """Every baseline a task knows on its test split, by name (`baselines("test")`, e.g. a forecasting
+    task's naive, seasonal naive and ETS forecasts); {} for a task with only its `baseline`."""
+    baselines = getattr(task, "baselines", None)
+    return baselines("test") if callable(baselines) else {}
 
 
 def _baseline_columns(baseline: dict[str, float], measured: dict[str, float]) -> dict[str, float]:

@@ -1,0 +1,226 @@
+"""Forecasting: `horizon` steps of a series from the `lookback` steps before them, beside the baselines.
+
+    --task forecast                               the airline passengers (sktime's: rnnlab data get sktime)
+    --task forecast --task.series co2                  sunspots, co2, elnino (statsmodels), airline, msft
+    --task forecast --task.path F.csv --task.target COL [--task.time COL] [--task.features A,B]
+
+The series is cut chronologically (`forecasting.split_points`): training windows have all their targets
+before the validation part, validation windows before the test part, and every column is scaled with the
+training rows' mean and standard deviation only. The model reads `lookback` steps of every column and
+predicts the `horizon` next values of the target at once (the direct strategy: one output per step ahead).
+Each window is seen relative to its level, the last value it reads of each column: that is subtracted from
+the column's inputs, and the target's from the targets, and added back to the forecast. A network then
+learns how the series moves from where it is, which carries over to levels it never saw in training (a
+trend takes the test part past the training range), and a zero output is the naive forecast. The targets
+tensor carries each window's level in its last column for that (`loss` and `metrics` read it). A column
+that is always positive is modelled as its log (`transform`), so that a season whose swing grows with the
+level (the airline passengers) becomes one of constant size and a price's moves become returns; the
+forecast is exp of the output.
+Metrics are on the original scale: MAE, RMSE, sMAPE and MASE (scaled by the seasonal naive forecast's
+in-sample error on the training part). The baseline beside them is the naive forecast (the last value
+repeated) on the same windows; `baselines(split)` adds the seasonal naive forecast and exponential smoothing
+(statsmodels' ETS, fitted on the training and validation parts) on exactly the same points, and
+`summary.json` records them for the test split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnlab.errors import DataError
+from rnnlab.settings import option
+from rnnlab.tasks import forecasting as fc
+from rnnlab.tasks.base import Batch, Task
+from rnnlab.tasks.config import TaskConfig
+from rnnlab.tasks.series_files import BUNDLED, Series, load_series, read_series_csv
+
+
+class ForecastTask(Task):
+    """Forecast a series `horizon` steps ahead (see the module docstring).
+
+    Args:
+        series: a bundled series (`series_files.BUNDLED`), when no path is given.
+        path: your CSV file ("" for the bundled series); target, time, features: its columns (features
+            comma-separated: extra inputs besides the target); gaps: "refuse" or "fill" missing values and
+            timestamps.
+        lookback: steps the model reads; horizon: steps it forecasts.
+        period: the seasonal period in steps (0: the series' known one, else detected from the training
+            part; the seasonal baselines and MASE use it).
+        val_fraction, test_fraction: the chronological shares of the validation and test parts.
+        batch_size: training windows per batch.
+    """
+
+    name = "forecast"
+    output = "last"
+
+    @dataclass
+    class Settings(TaskConfig):
+        name: str = option("forecast", "task to train on, from rnnlab.tasks.TASKS")
+        series: str = option("airline", "a bundled series, when no path is given", choices=tuple(BUNDLED))
+        path: str = option("", "your CSV file (empty: the bundled series)")
+        target: str = option("", "the CSV column to forecast")
+        time: str = option("", "the CSV column of the timestamps (empty: the rows are the steps)")
+        features: str = option("", "comma-separated CSV columns read as extra inputs")
+        gaps: str = option("refuse", "missing values or timestamps in the CSV", choices=("refuse", "fill"))
+        transform: str = option(
+            "auto",
+            "model the target's log (auto: when it is always positive)",
+            choices=("auto", "log", "none"),
+        )
+        lookback: int = option(24, "steps the model reads before each forecast", min=1)
+        horizon: int = option(12, "steps forecast at once", min=1)
+        period: int = option(0, "seasonal period in steps (0: known or detected)", min=0)
+        val_fraction: float = option(0.15, "the validation part, before the test part", gt=0, lt=1)
+        test_fraction: float = option(0.15, "the test part, at the end of the series", gt=0, lt=1)
+        batch_size: int = option(32, "training windows per batch", min=1)
+
+    def __init__(
+        self,
+        series: str = "airline",
+        path: str = "",
+        target: str = "",
+        time: str = "",
+        features: str = "",
+        gaps: str = "refuse",
+        transform: str = "auto",
+        lookback: int = 24,
+        horizon: int = 12,
+        period: int = 0,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        batch_size: int = 32,
+    ) -> None:
+        self.series, self.path, self.target, self.time, self.features = series, path, target, time, features
+        self.gaps, self.transform, self.lookback, self.horizon, self.period = (
+            gaps,
+            transform,
+            lookback,
+            horizon,
+            period,
+        )
+        self.val_fraction, self.test_fraction, self.batch_size = val_fraction, test_fraction, batch_size
+        self.data = self._read()
+        values = self.data.values
+        self.train_end, self.val_end = fc.split_points(
+            len(values), val_fraction, test_fraction, lookback, horizon
+        )
+        self.season = period or self.data.period or fc.detect_period(values[: self.train_end, 0], lookback)
+        positive = bool((values[:, 0] > 0).all())
+        if transform == "log" and not positive:
+            raise DataError(
+                f"task.transform: log needs a positive target, but {self.data.target} has values <= 0"
+            )
+        self.log = transform == "log" or (transform == "auto" and positive)
+        modelled = values.copy()
+        if self.log:
+            modelled[:, 0] = np.log(modelled[:, 0])
+        self.scaler = fc.Scaler.fit(modelled, self.train_end)
+        self.scaled = self.scaler.transform(modelled)
+        self.input_size, self.output_size = values.shape[1], horizon
+        self._parts = {
+            "train": (0, self.train_end),
+            "val": (self.train_end, self.val_end),
+            "test": (self.val_end, len(values)),
+        }
+
+    def _read(self) -> Series:
+        if not self.path:
+            return load_series(self.series)
+        extra = tuple(c.strip() for c in self.features.split(",") if c.strip())
+        return read_series_csv(self.path, self.target, self.time or None, extra, self.gaps)  # type: ignore[arg-type]
+
+    def _windows(self, split: str) -> tuple[Tensor, Tensor]:
+        """Inputs (W, lookback, F) and targets (W, horizon + 1), relative to each window's level (the last
+        target value read), which the targets carry in their last column."""
+        start, end = self._parts[split]
+        x, y = fc.windows(self.scaled, self.lookback, self.horizon, start, end)
+        levels = x[:, -1:, :].copy()  # (W, 1, F): each column relative to its last value read
+        x -= levels
+        level = levels[:, 0, :1]  # the target's, (W, 1)
+        targets = np.concatenate([y - level, level], axis=1)
+        return torch.from_numpy(x).float(), torch.from_numpy(targets).float()
+
+    def train_batches(self, generator: torch.Generator) -> Iterable[Batch]:
+        x, y = self._windows("train")
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(order), self.batch_size):
+            rows = order[i : i + self.batch_size]
+            yield Batch(x[rows], y[rows])
+
+    def val_batches(self) -> Iterable[Batch]:
+        return [Batch(*self._windows("val"))]  # one batch: RMSE and MASE over all the windows exactly
+
+    def test_batches(self) -> Iterable[Batch]:
+        return [Batch(*self._windows("test"))]
+
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        return F.mse_loss(outputs, targets[:, :-1])
+
+    def metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
+        """MAE, RMSE, sMAPE and MASE on the original scale."""
+        level = targets[:, -1:].double().cpu().numpy()
+        forecast = self.scaler.inverse(outputs.detach().double().cpu().numpy() + level, column=0)
+        actual = self.scaler.inverse(targets[:, :-1].double().cpu().numpy() + level, column=0)
+        if self.log:
+            forecast, actual = np.exp(forecast), np.exp(actual)
+        return self._scores(actual, forecast)
+
+    def _scores(self, actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+        train = self.data.values[: self.train_end, 0]
+        return {
+            "mae": fc.mae(actual, forecast),
+            "rmse": fc.rmse(actual, forecast),
+            "smape": fc.smape(actual, forecast),
+            "mase": fc.mase(actual, forecast, train, self.season),
+        }
+
+    def baseline(self) -> dict[str, float]:
+        """The naive forecast (the last value repeated) on the validation windows."""
+        return self.baselines("val")["naive"]
+
+    def baselines(self, split: str = "test") -> dict[str, dict[str, float]]:
+        """Each baseline's scores on exactly the windows of `split`: naive, seasonal naive (with a period)
+        and ETS (fitted on the parts before the test part; on the test split only)."""
+        start, end = self._parts[split]
+        values, args = self.data.values, (self.lookback, self.horizon, start, end)
+        _, actual = fc.windows(values, *args)
+        out = {"naive": self._scores(actual, fc.naive(values, *args))}
+        if self.season and self.season > 1:
+            try:
+                out["seasonal_naive"] = self._scores(
+                    actual, fc.seasonal_naive(values, *args, period=self.season)
+                )
+            except Exception:  # too little history before the first window for one period
+                pass
+        if split == "test":
+            out["ets"] = self._scores(actual, fc.ets(values, *args, fit_end=self.val_end, period=self.season))
+        return out
+
+    @classmethod
+    def recipe_for(cls, config: TaskConfig) -> dict[str, Any]:
+        """A small GRU with weight decay and early stopping on the validation MASE: series are short."""
+        return {
+            "model.cell": "gru",
+            "model.hidden_size": 64,
+            "optim.name": "adamw",
+            "optim.lr": 3e-3,
+            "optim.weight_decay": 1e-2,
+            "clip.mode": "norm",
+            "clip.max_norm": 1.0,
+            "steps": 1500,
+            "eval.every": 50,
+            "eval.metric": "mase",
+            "eval.patience": 8,
+            "eval.restore_best": True,
+            "checkpoint.every": 250,
+        }
+
+
+__all__ = ["ForecastTask"]

@@ -1,0 +1,120 @@
+"""The forecasting task: windows relative to their level, no leaks, metrics on the original scale."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlab.cli import main
+from rnnlab.errors import DataError
+from rnnlab.tasks import ForecastTask
+from rnnlab.tasks import forecasting as fc
+
+
+def write_series(path, n=240, trend=0.5, period=12, noise=0.3, start=100.0):
+    """A monthly series: level + trend + a season of `period` + noise; strictly positive."""
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    y = start + trend * t + 5 * np.sin(2 * np.pi * t / period) + noise * rng.standard_normal(n)
+    lines = ["month,sales,price"] + [
+        f"{1990 + i // 12}-{i % 12 + 1:02d}-01,{v:.5f},{10 + np.cos(i / 5):.4f}" for i, v in enumerate(y)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path, y
+
+
+@pytest.fixture
+def csv(tmp_path):
+    return write_series(tmp_path / "sales.csv")
+
+
+def task_of(path, **settings):
+    return ForecastTask(path=str(path), target="sales", time="month", **settings)
+
+
+def test_windows_are_relative_to_their_level_and_carry_it(csv):
+    path, y = csv
+    task = task_of(path, lookback=6, horizon=3, transform="none")
+    batch = next(iter(task.val_batches()))
+    x, targets = batch.inputs, batch.targets
+    assert x.shape[1:] == (6, 1) and targets.shape[1] == 4
+    assert torch.equal(x[:, -1, 0], torch.zeros(len(x)))  # the level is subtracted: the last input is 0
+    level = targets[:, -1].double().numpy()
+    first = task.train_end  # the first validation window's targets start at train_end
+    scaled = (y[first - 1] - task.scaler.mean[0]) / task.scaler.std[0]
+    assert level[0] == pytest.approx(scaled, abs=1e-5)
+    # a forecast of zeros is the naive forecast: its metrics are the naive baseline's
+    zeros = task.metrics(torch.zeros(len(x), 3), targets)
+    assert zeros == pytest.approx(task.baseline(), rel=1e-5)
+
+
+def test_the_scaler_sees_the_training_rows_only_and_no_target_enters_its_window(csv, tmp_path):
+    path, y = csv
+    task = task_of(path, lookback=6, horizon=3, transform="none")
+    changed, _ = write_series(tmp_path / "changed.csv")
+    text = changed.read_text().splitlines()
+    for i in range(task.val_end + 1, len(text)):  # the test part's values, tripled
+        date, sales, price = text[i].split(",")
+        text[i] = f"{date},{3 * float(sales)},{price}"
+    changed.write_text("\n".join(text) + "\n")
+    other = task_of(changed, lookback=6, horizon=3, transform="none")
+    assert np.array_equal(task.scaler.mean, other.scaler.mean) and np.array_equal(
+        task.scaler.std, other.scaler.std
+    )
+    for split in ("train", "val"):  # nothing before the test part changes
+        a, b = task._windows(split), other._windows(split)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_metrics_are_on_the_original_scale(csv):
+    path, y = csv
+    task = task_of(path, lookback=12, horizon=4)  # log transform: the target is positive
+    assert task.log
+    batch = next(iter(task.test_batches()))
+    truth = batch.targets[:, :-1]
+    perfect = task.metrics(truth, batch.targets)
+    assert perfect["mae"] == pytest.approx(0, abs=1e-3) and perfect["rmse"] == pytest.approx(0, abs=1e-3)
+    _, actual = fc.windows(y, 12, 4, task.val_end, len(y))
+    naive = fc.naive(y, 12, 4, task.val_end, len(y))
+    assert task.baselines("test")["naive"]["mae"] == pytest.approx(fc.mae(actual, naive))
+
+
+def test_the_baselines_are_scored_on_the_same_test_windows(csv):
+    path, _ = csv
+    task = task_of(path, lookback=12, horizon=4)
+    baselines = task.baselines("test")
+    assert set(baselines) == {"naive", "seasonal_naive", "ets"} and task.season == 12
+    # trend and season: ETS, which models both, beats the naive forecasts that model one or neither
+    assert baselines["ets"]["mase"] < min(baselines["naive"]["mase"], baselines["seasonal_naive"]["mase"])
+
+
+def test_a_series_too_short_is_refused_with_the_numbers(tmp_path):
+    path, _ = write_series(tmp_path / "short.csv", n=30)
+    with pytest.raises(DataError, match=r"a series of 30 steps is too short for lookback 24 and horizon 12"):
+        task_of(path)
+
+
+def test_log_of_a_series_with_zeros_is_refused(tmp_path):
+    path, _ = write_series(tmp_path / "z.csv", start=-50.0)
+    with pytest.raises(DataError, match=r"task.transform: log needs a positive target"):
+        task_of(path, transform="log")
+
+
+def test_a_short_run_beats_the_naive_forecast(csv, tmp_path):
+    path, _ = csv
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--task",
+        "forecast",
+        "--task.path",
+        str(path),
+        "--task.target=sales",
+        "--task.time=month",
+    ]
+    assert main([*args, "--task.features=price", "--steps=300", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"]["mase"] < summary["test_baselines"]["naive"]["mase"]
+    assert set(summary["test_baselines"]) == {"naive", "seasonal_naive", "ets"}
+    assert "restore_best = true" in (out / "config.toml").read_text()
