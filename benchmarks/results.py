@@ -127,15 +127,17 @@ def run_one(flags: dict[str, str], seed: int, threads: int, timeout: float, fold
     args += [f"--{k}={v}" for k, v in flags.items()]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
+    error = ""
     try:
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
-        status = done.returncode
+        status: int | str = done.returncode
+        error = done.stderr.strip().splitlines()[-1] if done.returncode and done.stderr.strip() else ""
     except subprocess.TimeoutExpired:
         status = "timeout"
     wall = time.perf_counter() - t0
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    return {"status": status, "wall_s": wall, "summary": summary}
+    return {"status": status, "wall_s": wall, "summary": summary, "error": error}
 
 
 def row(experiment: Experiment, model: str, runs: list[dict]) -> dict:
@@ -212,6 +214,7 @@ def main() -> None:
             print(f"{e.key}: {e.title}; goal {e.goal}\n  recipe: {recipe_of(e)}")
         return
     runs_root = Path(args.runs or tempfile.mkdtemp(prefix="rnnlab-results-"))
+    runs_root.mkdir(parents=True, exist_ok=True)
     plans: list[tuple[Experiment, str, dict[str, str], int]] = []
     for e in chosen:
         recipe = recipe_of(e)
@@ -228,13 +231,16 @@ def main() -> None:
         s = result["summary"]
         print(
             f"{e.key:14s} {model:26s} seed {seed}: {result['status']}, {s.get('steps')} steps, "
-            f"solved {bool(s.get('solved'))}, test {s.get('test', {})}, {result['wall_s']:.0f} s",
+            f"solved {bool(s.get('solved'))}, test {s.get('test', {})}, {result['wall_s']:.0f} s"
+            + (f"; {result['error']}" if result["error"] else ""),
             flush=True,
         )
         return e, model, result
 
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(go, plans))
+    if not any(r["summary"] for _, _, r in results):
+        raise SystemExit("no run wrote a summary; RESULTS.md is left as it was")
     rows = []
     for e in chosen:
         for model in dict.fromkeys(m for x, m, _ in results if x is e):
