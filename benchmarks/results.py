@@ -3,8 +3,9 @@
 Each run is `rnnlab train --task T` exactly as a user types it (the recipe the task ships, so what is
 measured is what is shipped), in its own process with `--threads` threads, `--jobs` at a time. For contrast
 the same task is trained, with the same budget of steps, by a tanh RNN and an LSTM of the recipe's size
-with torch's default initialisation. The tables go into RESULTS.md between its markers; the text around
-them (what was tried, and why) is written by hand.
+with torch's default initialisation. Every row measured so far is kept in benchmarks/results.json (a run
+replaces the rows of the experiments it ran) and the table of all of them goes into RESULTS.md between its
+markers; the text around them (what was tried, and why) is written by hand.
 
     python benchmarks/results.py                          # every experiment, 3 seeds, 2 jobs of 1 thread
     python benchmarks/results.py --only adding1000 --seeds 1 --no-contrast
@@ -90,6 +91,45 @@ EXPERIMENTS = [
         "test accuracy >= 95% within 10 minutes",
         "LSTM on sequential MNIST (784 pixels) 98.8%, permuted 92.9% (Arjovsky et al. 2016, table 1)",
     ),
+    *(
+        Experiment(
+            f"forecast_{name}",
+            f"forecast {name}, 12 steps ahead",
+            {"task.name": "forecast", "task.series": name},
+            "mase",
+            "beat the naive forecast everywhere and ETS on most (test MASE)",
+            "statistical baselines are hard to beat on short univariate series (M3/M4 competitions)",
+            contrast=False,
+        )
+        for name in ("airline", "co2", "elnino", "sunspots", "msft")
+    ),
+    Experiment(
+        "japanese_vowels",
+        "JapaneseVowels (9 speakers, 7-29 steps)",
+        {"task.name": "classify"},
+        "accuracy",
+        "beat the majority class",
+        "1-NN DTW 95.1%, LSTM-FCN ~99% (UCR/UEA archive results)",
+        contrast=False,
+    ),
+    Experiment(
+        "fsdd",
+        "Free Spoken Digits (MFCC, 3,000 recordings)",
+        {"task.name": "classify", "task.path": str(ROOT.parent / "shared" / "data" / "fsdd" / "recordings")},
+        "accuracy",
+        "test accuracy >= 95% within 10 minutes",
+        "CNNs on spectrograms ~97-99% (FSDD README and reports)",
+        contrast=False,
+    ),
+    Experiment(
+        "shakespeare",
+        "Shakespeare, characters (held-out plays)",
+        {"task.name": "charlm"},
+        "bpc",
+        "<= 2.31 bits (1.6 nats) per character within 10 minutes on 2 cores",
+        "nanoGPT's CPU configuration reaches about 1.88 nats in comparable time",
+        contrast=False,
+    ),
 ]
 
 
@@ -146,6 +186,11 @@ def row(experiment: Experiment, model: str, runs: list[dict]) -> dict:
     tests = [r["summary"]["test"][m] for r in runs if r["summary"].get("test", {}).get(m) is not None]
     solved = [r["summary"]["solved"] for r in runs if r["summary"].get("solved")]
     baseline = next((r["summary"]["baseline"].get(m) for r in runs if r["summary"].get("baseline")), None)
+    others: dict[str, list[float]] = {}
+    for r in runs:
+        for name, scores in r["summary"].get("test_baselines", {}).items():
+            if m in scores:
+                others.setdefault(name, []).append(scores[m])
     return {
         "experiment": experiment.title,
         "model": model,
@@ -159,6 +204,7 @@ def row(experiment: Experiment, model: str, runs: list[dict]) -> dict:
         "wall_s": statistics.fmean(r["wall_s"] for r in runs),
         "steps": statistics.fmean(r["summary"].get("steps", 0) for r in runs),
         "baseline": baseline,
+        "test_baselines": {name: statistics.fmean(v) for name, v in others.items()},
         "goal": experiment.goal,
         "published": experiment.published,
     }
@@ -170,15 +216,16 @@ def fmt(x: float | None, digits: int = 4) -> str:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| experiment | model | test metric (mean ± sd) | baseline | solved | steps to solve | time to "
-        "solve | wall per run |",
-        "|---|---|---|---|---|---|---|---|",
+        "| experiment | model | test metric (mean ± sd) | baseline | baselines on the test split | solved | "
+        "steps to solve | time to solve | wall per run |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         test = "–"
         if r["test_mean"] is not None:
             test = f"{r['metric']} {fmt(r['test_mean'])} ± {fmt(r['test_sd'], 2)}"
-        cells = [r["experiment"], r["model"], test, fmt(r["baseline"]), f"{r['solved']}/{r['seeds']}"]
+        others = ", ".join(f"{name} {fmt(v)}" for name, v in r.get("test_baselines", {}).items()) or "–"
+        cells = [r["experiment"], r["model"], test, fmt(r["baseline"]), others, f"{r['solved']}/{r['seeds']}"]
         cells += [fmt(r["steps_to_solve"]), f"{fmt(r['time_to_solve_s'], 3)} s", f"{fmt(r['wall_s'], 3)} s"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -205,6 +252,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run before SIGTERM")
     parser.add_argument("--no-contrast", action="store_true", help="the recipes only")
     parser.add_argument("--out", default=str(ROOT / "RESULTS.md"))
+    parser.add_argument(
+        "--store",
+        default=str(ROOT / "benchmarks" / "results.json"),
+        help="every row measured so far (a run replaces the rows of its experiments), behind RESULTS.md",
+    )
     parser.add_argument("--runs", default="", help="folder for the run folders (default: a temporary one)")
     parser.add_argument("--list", action="store_true", help="list the experiments and their recipes")
     args = parser.parse_args()
@@ -218,7 +270,9 @@ def main() -> None:
     plans: list[tuple[Experiment, str, dict[str, str], int]] = []
     for e in chosen:
         recipe = recipe_of(e)
-        models = {"recipe": {}} | ({} if args.no_contrast or not e.contrast else contrasts(e, recipe))
+        models: dict[str, dict[str, str]] = {"recipe": {}} | (
+            {} if args.no_contrast or not e.contrast else contrasts(e, recipe)
+        )
         for model, flags in models.items():
             budget = {"steps": str(recipe.get("steps", 1000))}
             for seed in range(args.seeds if model == "recipe" else args.contrast_seeds):
@@ -241,31 +295,52 @@ def main() -> None:
         results = list(pool.map(go, plans))
     if not any(r["summary"] for _, _, r in results):
         raise SystemExit("no run wrote a summary; RESULTS.md is left as it was")
+    command = "python benchmarks/results.py " + " ".join(sys.argv[1:])
+    machine = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+    setup = (
+        f"{time.strftime('%Y-%m-%d')}, {machine}, {args.jobs} run(s) at a time of {args.threads} "
+        f"thread(s): `{command.strip()}`"
+    )
     rows = []
     for e in chosen:
         for model in dict.fromkeys(m for x, m, _ in results if x is e):
-            rows.append(row(e, model, [r for x, m, r in results if x is e and m == model]))
-    command = "python benchmarks/results.py " + " ".join(sys.argv[1:])
-    header = (
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.processor() or platform.machine()} "
-        f"({os.cpu_count()} cores), {args.jobs} runs at a time with {args.threads} thread(s) each, "
-        f"{args.seeds} seed(s) per recipe and {args.contrast_seeds} per contrast: `{command.strip()}`.\n\n"
+            rows.append(
+                {"key": e.key, "measured": setup}
+                | row(e, model, [r for x, m, r in results if x is e and m == model])
+            )
+    (runs_root / "results.json").write_text(json.dumps(rows, indent=1))
+    store = Path(args.store)
+    kept = json.loads(store.read_text()) if store.is_file() else []
+    done = {(r["key"], r["model"]) for r in rows}
+    every = [r for r in kept if (r["key"], r["model"]) not in done] + rows
+    order = {e.key: i for i, e in enumerate(EXPERIMENTS)}
+    every.sort(key=lambda r: order.get(r["key"], len(order)))
+    store.write_text(json.dumps(every, indent=1) + "\n")
+    print(table(rows))
+    write_results(markdown(every), Path(args.out))
+    print(f"wrote {args.out} and {store}; run folders in {runs_root}")
+
+
+def markdown(rows: list[dict]) -> str:
+    """The text between RESULTS.md's markers: the table of every row measured so far, how each was
+    measured, the goals and the recipes."""
+    keys = list(dict.fromkeys(r["key"] for r in rows))
+    experiments = [e for e in EXPERIMENTS if e.key in keys]
+    setups = "\n".join(
+        f"- {title}: {setup}"
+        for setup, title in {r["measured"]: r["experiment"] for r in rows if "measured" in r}.items()
     )
-    recipes = "\n".join(f"- **{e.title}**: `{recipe_of(e)}`" for e in chosen)
-    text = (
-        header
-        + table(rows)
+    goals = "\n".join(f"- **{e.title}**: goal {e.goal}. Published: {e.published}." for e in experiments)
+    recipes = "\n".join(f"- **{e.title}**: `{recipe_of(e)}`" for e in experiments)
+    return (
+        table(rows)
+        + "\n\nMeasured (the last experiment of each command named):\n\n"
+        + setups
         + "\n\nGoals and published marks:\n\n"
-        + "\n".join(f"- **{e.title}**: goal {e.goal}. Published: {e.published}." for e in chosen)
-    )
-    text += (
-        "\n\nThe recipes measured (what `rnnlab train --task ...` uses when no flag overrides it):\n\n"
+        + goals
+        + "\n\nThe recipes measured (what `rnnlab train --task ...` uses when no flag overrides it):\n\n"
         + recipes
     )
-    print(table(rows))
-    write_results(text, Path(args.out))
-    (runs_root / "results.json").write_text(json.dumps(rows, indent=1))
-    print(f"wrote {args.out}; run folders in {runs_root}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
     rnnlab train --task adding --help                     # the flags, with the adding task's settings
     rnnlab train --resume runs/sine --steps 1000          # continue that run to step 1000
     rnnlab train --config sweep.toml --quiet              # settings from a TOML file, no progress bar
+    rnnlab generate runs/charlm-... --prompt "ROMEO:"      # text from a character-level model
+    rnnlab data list                                      # the packaged data sets, here or not
 
 Whose fault an error is decides how it is shown (`rnnlab.errors`):
 - the user's (a `UserError`: a config value, a checkpoint, a run folder, NaN in the data; or an `OSError` on
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tomllib
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -177,6 +178,7 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
     from rnnlab.tasks import make_task
     from rnnlab.training import build_model, seed_everything, train
     from rnnlab.training.run import resume_folder
+    from rnnlab.training.saved import check_rebuildable
 
     overrides = config_overrides(args, extra)
     if args.resume:
@@ -186,7 +188,8 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
             )
         folder = resume_folder(args.resume)
         base = cfg.load(folder / "config.toml")
-        check_rebuildable(folder, base)
+        how = f"resume it in Python with rnnlab.train(model, task, resume={str(folder)!r})"
+        check_rebuildable(folder, base, how)
         config = cfg.override(base, overrides, source="command line")
     else:
         given = {**(cfg.read(args.config) if args.config else {}), **overrides}
@@ -225,22 +228,51 @@ def summary_line(s: dict[str, Any], run_dir: Path) -> str:
     return f"{line}; {s['steps_per_s']:.1f} steps/s; run folder {run_dir}"
 
 
-def check_rebuildable(folder: Path, config: cfg.TrainConfig) -> None:
-    """A run whose task or model was built in Python cannot be rebuilt from its config.toml: a ConfigError
-    that says how to resume it instead."""
-    from rnnlab.tasks import TASKS
+# ---------------------------------------------------------------------------------------------- generate
 
-    how = f"resume it in Python with rnnlab.train(model, task, resume={str(folder)!r})"
-    if config.task.name not in TASKS:
+
+def add_generate(commands: Any, argv: Sequence[str]) -> None:
+    p = commands.add_parser(
+        "generate",
+        help="sample text from a trained character-level language model (a charlm run)",
+        description=(
+            "Continue a prompt with text sampled from the model of a charlm run (its best checkpoint, else "
+            "its latest). The same run, prompt and seed give the same text. Example: rnnlab generate "
+            "runs/charlm-... --prompt 'ROMEO:' --length 400 --temperature 0.8"
+        ),
+    )
+    p.add_argument("run", metavar="RUN", help="the run folder (or a checkpoint file in it)")
+    p.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    p.add_argument("--length", type=int, default=300, help="characters to generate (default 300)")
+    p.add_argument("--temperature", type=float, default=1.0, help="0: most likely; <1 sharper (default 1)")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely only (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights")
+    p.set_defaults(handler=run_generate)
+
+
+def run_generate(args: argparse.Namespace, extra: list[str]) -> int:
+    from rnnlab.sampling import generate
+    from rnnlab.training.saved import open_run
+
+    if extra:
+        raise ConfigError(f"unexpected argument {extra[0]!r}")
+    run = open_run(args.run, args.checkpoint)
+    if not hasattr(run.task, "vocab") or not hasattr(run.task, "inputs"):
         raise ConfigError(
-            f"--resume {folder}: its task {config.task.name!r} was built in Python, and the command line "
-            f"builds only the tasks {', '.join(TASKS)}; {how}"
+            f"{run.folder} trained the {run.config.task.name} task: generate needs a charlm run"
         )
-    if "model" not in tomllib.loads((folder / "config.toml").read_text()):
-        raise ConfigError(
-            f"--resume {folder}: its model was built in Python and config.toml has no [model] that "
-            f"describes it (see the comment at its top); {how}"
-        )
+    text = generate(
+        run.model,
+        run.task,
+        args.prompt,
+        args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+    )
+    print(args.prompt + text)
+    return 0
 
 
 # -------------------------------------------------------------------------------------------------- data
@@ -291,7 +323,7 @@ def run_data(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 #: the subcommands, in the order `rnnlab --help` lists them; each gets the subparsers and the arguments.
-COMMANDS: list[Callable[[Any, Sequence[str]], None]] = [add_train, add_data]
+COMMANDS: list[Callable[[Any, Sequence[str]], None]] = [add_train, add_generate, add_data]
 
 
 if __name__ == "__main__":

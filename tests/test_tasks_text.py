@@ -83,3 +83,38 @@ def test_a_short_stateful_run_beats_the_unigram_baseline(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert "stateful = true" in (out / "config.toml").read_text()
     assert summary["test"]["bpc"] < summary["baseline"]["bpc"] / 2  # the repeated lines are learnt
+
+
+def test_generate_continues_a_prompt_deterministically_for_a_seed(tmp_path, capsys):
+    path = tmp_path / "one.txt"
+    path.write_text(TEXT * 3)
+    out = tmp_path / "run"
+    args = ["train", "--task", "charlm", "--task.path", str(path), "--task.seq_len=20", "--task.batch_size=8"]
+    assert (
+        main(
+            [*args, "--model.hidden_size=64", "--steps=300", "--eval.every=300", "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    generate = ["generate", str(out), "--prompt", "line 1", "--length", "40", "--seed", "3"]
+    assert main(generate) == 0
+    first = capsys.readouterr().out
+    assert main(generate) == 0 and capsys.readouterr().out == first
+    assert first.startswith("line 1") and len(first.rstrip("\n")) >= 40
+    assert main([*generate[:-1], "4", "--temperature", "1.5"]) == 0 and capsys.readouterr().out != first
+    greedy = ["generate", str(out), "--prompt", "line 12", "--length", "80", "--temperature", "0"]
+    assert main(greedy) == 0
+    text = capsys.readouterr().out
+    assert "lazy dog" in text or "quick brown" in text  # pieces of the repeated line, learnt
+
+
+def test_generate_refuses_a_run_of_another_task(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(["train", "--task", "sine", "--steps=2", "--task.train_size=32", "--out", str(out), "--quiet"])
+        == 0
+    )
+    assert main(["generate", str(out)]) == 2
+    assert "generate needs a charlm run" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "nowhere")]) == 2

@@ -118,7 +118,11 @@ class CharLMTask(Task):
         y = ids[1 : rows * length + 1].reshape(rows, length)
         for start in range(0, length - self.seq_len + 1, self.seq_len):
             chunk = x[:, start : start + self.seq_len]
-            yield Batch(F.one_hot(chunk, self.input_size).float(), y[:, start : start + self.seq_len])
+            yield Batch(self.inputs(chunk), y[:, start : start + self.seq_len])
+
+    def inputs(self, ids: Tensor) -> Tensor:
+        """The model's inputs for character ids (B, T): one-hot (B, T, V)."""
+        return F.one_hot(ids, self.input_size).float()
 
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))
