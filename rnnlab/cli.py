@@ -5,6 +5,7 @@
     rnnlab train --task adding --help                     # the flags, with the adding task's settings
     rnnlab train --resume runs/sine --steps 1000          # continue that run to step 1000
     rnnlab train --config sweep.toml --quiet              # settings from a TOML file, no progress bar
+    rnnlab forecast --csv sales.csv --target sales --horizon 12 --out fc/   # backtest + forecast
     rnnlab generate runs/charlm-... --prompt "ROMEO:"      # text from a character-level model
     rnnlab data list                                      # the packaged data sets, here or not
 
@@ -228,6 +229,62 @@ def summary_line(s: dict[str, Any], run_dir: Path) -> str:
     return f"{line}; {s['steps_per_s']:.1f} steps/s; run folder {run_dir}"
 
 
+# ---------------------------------------------------------------------------------------------- forecast
+
+
+def add_forecast(commands: Any, argv: Sequence[str]) -> None:
+    p = commands.add_parser(
+        "forecast",
+        help="backtest against naive, seasonal naive and ETS, then forecast past the end of a series",
+        description=(
+            "Train the forecasting recipe on a series: a backtest on its last part beside the naive, "
+            "seasonal naive and ETS forecasts (backtest.csv), then a model trained on the whole series "
+            "forecasts the horizon after the last row, with an interval from the backtest's validation "
+            "errors (forecast.csv: time, forecast, lower, upper; forecast.png). Example: rnnlab forecast "
+            "--csv sales.csv --time month --target sales --horizon 12 --out forecast/"
+        ),
+        allow_abbrev=False,
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", metavar="FILE", help="your series: a CSV with a header")
+    source.add_argument("--series", metavar="NAME", help="a bundled series (airline, co2, ...)")
+    p.add_argument("--target", metavar="COL", default="", help="the column to forecast (with --csv)")
+    p.add_argument("--time", metavar="COL", default="", help="the column of the timestamps")
+    p.add_argument("--features", metavar="A,B", default="", help="other columns read as inputs")
+    p.add_argument("--gaps", choices=("refuse", "fill"), default="refuse", help="missing values or times")
+    p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+    p.add_argument("--lookback", type=int, default=0, help="steps read per forecast (default 2 x horizon)")
+    p.add_argument("--level", type=float, default=0.9, help="the interval's coverage (default 0.9)")
+    p.add_argument("--out", metavar="DIR", required=True, help="a new folder for the results")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=run_forecast)
+
+
+def run_forecast(args: argparse.Namespace, extra: list[str]) -> int:
+    from rnnlab.backtest import forecast_series, table
+
+    if args.csv and not args.target:
+        raise ConfigError("--target: the column of --csv to forecast is missing")
+    if args.horizon < 1:
+        raise ConfigError(f"--horizon: at least 1, got {args.horizon}")
+    given: dict[str, Any] = {
+        "task.horizon": str(args.horizon),
+        "task.lookback": str(args.lookback or 2 * args.horizon),
+        **config_overrides(argparse.Namespace(), extra),  # any config flag on top: --model.hidden_size=...
+    }
+    if args.csv:
+        given |= {"task.path": args.csv, "task.target": args.target, "task.gaps": args.gaps}
+        given |= {"task.time": args.time, "task.features": args.features}
+    else:
+        given["task.series"] = args.series
+    say = (lambda _: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    result = forecast_series(given, args.out, level=args.level, progress=not args.quiet, say=say)
+    print(table(result.backtest))
+    files = ", ".join(str(result.out / name) for name in ("forecast.csv", "forecast.png", "backtest.csv"))
+    print(f"forecast of {len(result.values)} steps: {files}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- generate
 
 
@@ -323,7 +380,7 @@ def run_data(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 #: the subcommands, in the order `rnnlab --help` lists them; each gets the subparsers and the arguments.
-COMMANDS: list[Callable[[Any, Sequence[str]], None]] = [add_train, add_generate, add_data]
+COMMANDS: list[Callable[[Any, Sequence[str]], None]] = [add_train, add_forecast, add_generate, add_data]
 
 
 if __name__ == "__main__":

@@ -118,3 +118,31 @@ def test_a_short_run_beats_the_naive_forecast(csv, tmp_path):
     assert summary["test"]["mase"] < summary["test_baselines"]["naive"]["mase"]
     assert set(summary["test_baselines"]) == {"naive", "seasonal_naive", "ets"}
     assert "restore_best = true" in (out / "config.toml").read_text()
+
+
+def test_the_forecast_command_backtests_then_forecasts_the_steps_after_the_last_row(csv, tmp_path, capsys):
+    path, y = csv
+    out = tmp_path / "fc"
+    args = ["forecast", "--csv", str(path), "--time", "month", "--target", "sales", "--horizon", "6"]
+    assert main([*args, "--out", str(out), "--quiet", "--steps=200"]) == 0
+    printed = capsys.readouterr().out
+    assert "rnnlab" in printed and "ets" in printed and "seasonal_naive" in printed
+    rows = (out / "forecast.csv").read_text().splitlines()
+    assert rows[0] == "time,forecast,lower,upper" and len(rows) == 7
+    assert rows[1].startswith("2010-01-01,") and rows[6].startswith("2010-06-01,")  # after 2009-12
+    values = np.array([[float(v) for v in row.split(",")[1:]] for row in rows[1:]])
+    assert (values[:, 1] <= values[:, 0]).all() and (values[:, 0] <= values[:, 2]).all()
+    assert abs(values[0, 0] - y[-1]) < 15  # it goes on from where the series ends
+    backtest = (out / "backtest.csv").read_text().splitlines()
+    assert backtest[0] == "forecaster,mae,rmse,smape,mase" and len(backtest) == 5
+    assert (out / "forecast.png").is_file() and (out / "backtest" / "summary.json").is_file()
+    assert 'fit_on = "all"' in (out / "final" / "config.toml").read_text()
+    # nothing is overwritten
+    assert main([*args, "--out", str(out), "--quiet"]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_the_forecast_command_names_a_missing_target(csv, tmp_path, capsys):
+    path, _ = csv
+    assert main(["forecast", "--csv", str(path), "--horizon", "3", "--out", str(tmp_path / "x")]) == 2
+    assert "--target" in capsys.readouterr().err

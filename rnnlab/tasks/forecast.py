@@ -80,6 +80,11 @@ class ForecastTask(Task):
         val_fraction: float = option(0.15, "the validation part, before the test part", gt=0, lt=1)
         test_fraction: float = option(0.15, "the test part, at the end of the series", gt=0, lt=1)
         batch_size: int = option(32, "training windows per batch", min=1)
+        fit_on: str = option(
+            "train",
+            "learn from the training part (and score the later parts), or from all (the final forecast)",
+            choices=("train", "all"),
+        )
 
     def __init__(
         self,
@@ -96,6 +101,7 @@ class ForecastTask(Task):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         batch_size: int = 32,
+        fit_on: str = "train",
     ) -> None:
         self.series, self.path, self.target, self.time, self.features = series, path, target, time, features
         self.gaps, self.transform, self.lookback, self.horizon, self.period = (
@@ -106,6 +112,7 @@ class ForecastTask(Task):
             period,
         )
         self.val_fraction, self.test_fraction, self.batch_size = val_fraction, test_fraction, batch_size
+        self.fit_on = fit_on
         self.data = self._read()
         values = self.data.values
         self.train_end, self.val_end = fc.split_points(
@@ -121,11 +128,12 @@ class ForecastTask(Task):
         modelled = values.copy()
         if self.log:
             modelled[:, 0] = np.log(modelled[:, 0])
-        self.scaler = fc.Scaler.fit(modelled, self.train_end)
+        fitted = len(values) if fit_on == "all" else self.train_end  # the rows the model learns from
+        self.scaler = fc.Scaler.fit(modelled, fitted)
         self.scaled = self.scaler.transform(modelled)
         self.input_size, self.output_size = values.shape[1], horizon
         self._parts = {
-            "train": (0, self.train_end),
+            "train": (0, fitted),
             "val": (self.train_end, self.val_end),
             "test": (self.val_end, len(values)),
         }
@@ -147,6 +155,35 @@ class ForecastTask(Task):
         targets = np.concatenate([y - level, level], axis=1)
         return torch.from_numpy(x).float(), torch.from_numpy(targets).float()
 
+    def future_inputs(self) -> Tensor:
+        """The model's input for the `horizon` steps after the series ends: its last `lookback` rows,
+        relative to their level, (1, lookback, F)."""
+        x = self.scaled[-self.lookback :][None].copy()
+        x -= x[:, -1:, :]
+        return torch.from_numpy(x).float()
+
+    def to_values(self, outputs: Tensor, level: np.ndarray | None = None) -> np.ndarray:
+        """Model outputs (W, horizon), relative to each window's `level` (the scaled last target value;
+        default: the series' last, for `future_inputs`), as values on the original scale."""
+        if level is None:
+            level = self.scaled[-1:, :1]
+        values = self.scaler.inverse(outputs.detach().double().cpu().numpy() + level, column=0)
+        return np.exp(values) if self.log else values
+
+    def future_times(self) -> np.ndarray:
+        """The timestamps (or step numbers) of the `horizon` steps after the series' end."""
+        times = self.data.times
+        if times.dtype.kind != "M":
+            return times[-1] + np.arange(1, self.horizon + 1)
+        import pandas as pd
+
+        freq = self.data.frequency
+        if freq is None:  # irregular dates (trading days): step by the median gap
+            step = np.median(np.diff(times[-min(len(times), 50) :]))
+            return times[-1] + step * np.arange(1, self.horizon + 1)
+        future = pd.date_range(pd.Timestamp(times[-1]), periods=self.horizon + 1, freq=freq)[1:]
+        return future.to_numpy().astype(times.dtype)
+
     def train_batches(self, generator: torch.Generator) -> Iterable[Batch]:
         x, y = self._windows("train")
         order = torch.randperm(len(x), generator=generator)
@@ -166,10 +203,7 @@ class ForecastTask(Task):
     def metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
         """MAE, RMSE, sMAPE and MASE on the original scale."""
         level = targets[:, -1:].double().cpu().numpy()
-        forecast = self.scaler.inverse(outputs.detach().double().cpu().numpy() + level, column=0)
-        actual = self.scaler.inverse(targets[:, :-1].double().cpu().numpy() + level, column=0)
-        if self.log:
-            forecast, actual = np.exp(forecast), np.exp(actual)
+        forecast, actual = self.to_values(outputs, level), self.to_values(targets[:, :-1], level)
         return self._scores(actual, forecast)
 
     def _scores(self, actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
