@@ -140,14 +140,15 @@ class CharLMTask(Task):
         return {
             "model.cell": "lstm",
             "model.hidden_size": 512,
+            "task.batch_size": 32,
             "bptt.stateful": True,
             "optim.name": "adam",
             "optim.lr": 2e-3,
             "clip.mode": "norm",
             "clip.max_norm": 1.0,
             "schedule.name": "cosine",
-            "steps": 4000,
-            "eval.every": 500,
+            "steps": 3000,
+            "eval.every": 1000,
             "eval.metric": "bpc",
             "checkpoint.every": 500,
         }
