@@ -71,7 +71,7 @@ class ForecastTask(Task):
         gaps: str = option("refuse", "missing values or timestamps in the CSV", choices=("refuse", "fill"))
         transform: str = option(
             "auto",
-            "model the target's log (auto: when it is always positive)",
+            "model the columns as their logs (auto: those always positive; log: and the target must be)",
             choices=("auto", "log", "none"),
         )
         lookback: int = option(24, "steps the model reads before each forecast", min=1)
@@ -119,15 +119,16 @@ class ForecastTask(Task):
             len(values), val_fraction, test_fraction, lookback, horizon
         )
         self.season = period or self.data.period or fc.detect_period(values[: self.train_end, 0], lookback)
-        positive = bool((values[:, 0] > 0).all())
-        if transform == "log" and not positive:
+        positive = (values > 0).all(axis=0)  # (F,)
+        if transform == "log" and not positive[0]:
             raise DataError(
                 f"task.transform: log needs a positive target, but {self.data.target} has values <= 0"
             )
-        self.log = transform == "log" or (transform == "auto" and positive)
+        #: the columns modelled as their logs: every always-positive one, unless transform is "none"
+        self.logged = positive & (transform != "none")
+        self.log = bool(self.logged[0])
         modelled = values.copy()
-        if self.log:
-            modelled[:, 0] = np.log(modelled[:, 0])
+        modelled[:, self.logged] = np.log(modelled[:, self.logged])
         fitted = len(values) if fit_on == "all" else self.train_end  # the rows the model learns from
         self.scaler = fc.Scaler.fit(modelled, fitted)
         self.scaled = self.scaler.transform(modelled)
