@@ -119,7 +119,7 @@ class ForecastTask(Task):
             len(values), val_fraction, test_fraction, lookback, horizon
         )
         self.season = period or self.data.period or fc.detect_period(values[: self.train_end, 0], lookback)
-        positive = (values > 0).all(axis=0)  # (F,)
+        positive: np.ndarray = np.asarray((values > 0).all(axis=0))  # (F,) bool
         if transform == "log" and not positive[0]:
             raise DataError(
                 f"task.transform: log needs a positive target, but {self.data.target} has values <= 0"
@@ -240,10 +240,13 @@ class ForecastTask(Task):
 
     @classmethod
     def recipe_for(cls, config: TaskConfig) -> dict[str, Any]:
-        """A small GRU with weight decay and early stopping on the validation MASE: series are short."""
-        return {
+        """A small GRU (H = 32) with weight decay, early stopping on the validation MASE and the best
+        weights restored: the series are short. For a bundled series with a calendar season (a period of
+        12 or more: monthly, weekly) the model reads three seasons (`task.lookback`), which beat ETS on the
+        airline passengers where 24 steps did not (RESULTS.md)."""
+        recipe: dict[str, Any] = {
             "model.cell": "gru",
-            "model.hidden_size": 64,
+            "model.hidden_size": 32,
             "optim.name": "adamw",
             "optim.lr": 3e-3,
             "optim.weight_decay": 1e-2,
@@ -256,6 +259,12 @@ class ForecastTask(Task):
             "eval.restore_best": True,
             "checkpoint.every": 250,
         }
+        period = getattr(config, "period", 0)
+        if not period and not getattr(config, "path", "") and getattr(config, "series", "") in BUNDLED:
+            period = load_series(config.series).period or 0  # type: ignore[attr-defined]
+        if period >= 12:
+            recipe["task.lookback"] = 3 * period
+        return recipe
 
 
 __all__ = ["ForecastTask"]
