@@ -14,7 +14,8 @@ markers; the text around them (what was tried, and why) is written by hand.
 Columns: the test metric (mean ± standard deviation over seeds; the test split is scored once, at the end,
 with the final weights), how many seeds solved the goal (the validation metric reaching eval.target, which
 stops the run), the steps and the wall time to solve (means over the seeds that solved), and the baseline.
-A run that exceeds `--timeout` is stopped by SIGTERM (rnnlab writes its summary) and counts as unsolved.
+A run that exceeds `--timeout` is stopped by SIGTERM (rnnlab ends the step and writes its summary, with the
+steps it reached) and counts as unsolved.
 """
 
 from __future__ import annotations
@@ -168,11 +169,14 @@ def run_one(flags: dict[str, str], seed: int, threads: int, timeout: float, fold
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
     error = ""
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
-        status: int | str = done.returncode
-        error = done.stderr.strip().splitlines()[-1] if done.returncode and done.stderr.strip() else ""
-    except subprocess.TimeoutExpired:
+        _, stderr = process.communicate(timeout=timeout)
+        status: int | str = process.returncode
+        error = stderr.strip().splitlines()[-1] if process.returncode and stderr.strip() else ""
+    except subprocess.TimeoutExpired:  # SIGTERM: rnnlab ends the step and writes its summary
+        process.terminate()
+        process.communicate(timeout=120)
         status = "timeout"
     wall = time.perf_counter() - t0
     summary_path = folder / "summary.json"

@@ -1,4 +1,5 @@
-"""SequenceModel: a recurrent encoder and a linear head `y_t = W_y h_t + b_y`, one line per task."""
+"""SequenceModel: a recurrent encoder and a linear head `y_t = W_y h_t + b_y`, one line per task; for token
+inputs, an embedding in front."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.cells import CELLS, Cell, cell_type
@@ -27,21 +29,29 @@ def cell_options(cell: type[Cell]) -> tuple[str, ...]:
 
 
 class SequenceModel(nn.Module):
-    """Stacked recurrent encoder plus a linear read-out.
+    """Stacked recurrent encoder plus a linear read-out, behind a token embedding when `vocab_size` is given.
+
+    Token inputs: with `vocab_size` V the model reads int64 ids (B, T) and looks each up in
+    `nn.Embedding(V, input_size, padding_idx=0)`, so `input_size` is the embedding's size. Id 0 is the
+    padding: its embedding is zero and receives no gradient (the layer stops at each row's length anyway).
+    `embedding_dropout` zeroes embedding entries in training (`F.dropout`).
 
     Args:
-        input_size: features per step.
+        input_size: features per step (with `vocab_size`: the size of each token's embedding).
         hidden_size: units per layer (and direction).
         output_size: outputs per prediction (classes, regression targets, or horizon × features).
         cell: "lstm", "gru", "rnn", "layernorm_lstm", "layernorm_gru", "indrnn" or a `Cell` class.
         output: "last" (many-to-one: one prediction per sequence, from each sequence's own last step)
             or "sequence" (many-to-many: one per step).
         batch_first: inputs are (B, T, I) when True (the default here, as in most data pipelines).
+        vocab_size: token ids run from 0 (the padding) to vocab_size - 1; None: the inputs are features.
+        embedding_dropout: the dropout probability on the embeddings (with `vocab_size` only).
         **layer_options: num_layers, bias, dropout, bidirectional, init, forget_bias, chrono,
             spectral_radius, execution, nonlinearity, recurrent_max, ... as for `rnnlab.Recurrent`.
 
     Shape:
-        x (B, T, I) (or (T, B, I) with batch_first=False); state as `rnnlab.Recurrent` takes it, optional;
+        x (B, T, I) (or (T, B, I) with batch_first=False), or int64 ids (B, T) (or (T, B)) with `vocab_size`;
+        state as `rnnlab.Recurrent` takes it, optional;
         lengths (B,) optional. Returns (B, output_size) for output="last", else (B, T, output_size)
         (time-major if not batch_first).
 
@@ -51,6 +61,9 @@ class SequenceModel(nn.Module):
         torch.Size([32, 1])
         >>> model.settings()["cell"], model.settings()["hidden_size"]
         ('rnn', 50)
+        >>> words = SequenceModel(64, 128, 2, cell="gru", vocab_size=20000)   # ids -> 64-d vectors -> GRU
+        >>> words(torch.randint(0, 20000, (32, 40))).shape
+        torch.Size([32, 2])
     """
 
     def __init__(
@@ -61,6 +74,8 @@ class SequenceModel(nn.Module):
         cell: str | type[Cell] = "lstm",
         output: Literal["last", "sequence"] = "last",
         batch_first: bool = True,
+        vocab_size: int | None = None,
+        embedding_dropout: float = 0.0,
         **layer_options: Any,
     ) -> None:
         super().__init__()
@@ -68,8 +83,16 @@ class SequenceModel(nn.Module):
             raise ValueError(f"output must be 'last' or 'sequence', got {output!r}")
         if output_size <= 0:
             raise ValueError(f"output_size must be positive, got {output_size}")
+        if vocab_size is not None and vocab_size < 2:
+            raise ValueError(f"vocab_size must be at least 2 (the padding 0 and a token), got {vocab_size}")
+        if not 0 <= embedding_dropout < 1:
+            raise ValueError(f"embedding_dropout must be in [0, 1), got {embedding_dropout}")
+        if embedding_dropout and vocab_size is None:
+            raise ValueError("embedding_dropout needs vocab_size: there is no embedding without it")
         self.output = output
         self.batch_first = batch_first
+        self.vocab_size, self.embedding_dropout = vocab_size, float(embedding_dropout)
+        self.embedding = None if vocab_size is None else nn.Embedding(vocab_size, input_size, padding_idx=0)
         self.encoder = Recurrent(
             cell_type(cell), input_size, hidden_size, batch_first=batch_first, **layer_options
         )
@@ -83,6 +106,9 @@ class SequenceModel(nn.Module):
     ) -> tuple[Tensor, Any]:
         """`forward` that also returns the encoder's final state, `h_n` or `(h_n, c_n)` as torch gives it, so
         truncated BPTT can carry it (detached) into the next chunk: `y, s = m.forward_with_state(x, s)`."""
+        if self.embedding is not None:
+            x = self.embedding(token_ids(x, self.embedding.num_embeddings))  # (B, T) ids -> (B, T, E)
+            x = F.dropout(x, self.embedding_dropout, self.training)
         out, final = self.encoder(x, state, lengths=lengths)
         if self.output == "sequence":
             return self.head(out), final  # (B, T, O) or (T, B, O)
@@ -126,6 +152,9 @@ class SequenceModel(nn.Module):
             "dropout": float(enc.dropout),
             "bidirectional": bool(enc.bidirectional),
         }
+        if self.embedding is not None:
+            out["embedding_dim"] = self.embedding.embedding_dim
+            out["embedding_dropout"] = self.embedding_dropout
         out |= _init_settings(opts.get("init"), missing)
         for name in ("forget_bias", "chrono", "spectral_radius"):
             if opts.get(name) is not None:
@@ -137,6 +166,19 @@ class SequenceModel(nn.Module):
                 missing[name] = f"a cell option that [model] has no field for ({opts[name]!r})"
         out["execution"] = enc.execution
         return out, missing
+
+
+def token_ids(x: Tensor, vocab_size: int) -> Tensor:
+    """`x`, checked to be int64 token ids (B, T) or (T, B) (or (T,) unbatched), each in [0, vocab_size)."""
+    if x.dtype != torch.int64 or x.dim() not in (1, 2):
+        raise ValueError(
+            f"a model with vocab_size reads int64 token ids (batch, time), got {x.dtype} of shape "
+            f"{tuple(x.shape)}"
+        )
+    outside = (x < 0) | (x >= vocab_size)
+    if bool(outside.any()):
+        raise ValueError(f"token id {int(x[outside][0])} is outside [0, {vocab_size}) (the vocab_size)")
+    return x
 
 
 def _init_settings(spec: Any, missing: dict[str, str]) -> dict[str, str]:

@@ -101,3 +101,69 @@ def test_cell_options_are_read_from_the_cell_signature():
 def test_bad_model_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         rnnlab.SequenceModel(3, 4, 1, **kwargs)
+
+
+def test_token_ids_are_embedded_then_encoded():
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(4, 6, 3, cell="gru", vocab_size=10, bidirectional=True).double()
+    ids, lengths = torch.tensor([[3, 9, 1, 2], [5, 7, 0, 0]]), torch.tensor([4, 2])
+    lookup = torch.nn.Embedding(10, 4, padding_idx=0).double()
+    lookup.load_state_dict(model.embedding.state_dict())
+    _, h_n = model.encoder(lookup(ids), lengths=lengths)
+    want = model.head(torch.cat((h_n[0], h_n[1]), -1))
+    torch.testing.assert_close(model(ids, lengths=lengths), want)
+    torch.testing.assert_close(model(ids[1:, :2])[0], want[1])  # padding past the length changes nothing
+
+
+def test_the_padding_id_embeds_to_zero_and_gets_no_gradient():
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(4, 6, 2, cell="lstm", vocab_size=10, output="sequence")
+    assert torch.equal(model.embedding.weight[0], torch.zeros(4))
+    model(torch.tensor([[3, 0, 2, 0]])).sum().backward()  # 0 read as a token here: no lengths
+    grad = model.embedding.weight.grad
+    assert torch.equal(grad[0], torch.zeros(4)) and bool(grad[3].abs().sum() > 0)
+    assert torch.equal(grad[1], torch.zeros(4))  # an id not in the batch
+
+
+def test_embedding_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    model = rnnlab.SequenceModel(8, 6, 2, cell="gru", vocab_size=10, embedding_dropout=0.5)
+    ids = torch.randint(1, 10, (4, 5))
+    assert not torch.equal(model(ids), model(ids))  # two draws of the mask
+    model.eval()
+    torch.testing.assert_close(model(ids), model(ids))
+    dropless = rnnlab.SequenceModel(8, 6, 2, cell="gru", vocab_size=10)
+    dropless.load_state_dict(model.state_dict())
+    torch.testing.assert_close(dropless(ids), model(ids))
+
+
+def test_a_token_model_records_its_embedding_and_a_feature_model_none():
+    model = rnnlab.SequenceModel(16, 6, 2, vocab_size=50, embedding_dropout=0.25)
+    assert model.settings()["embedding_dim"] == 16 and model.settings()["embedding_dropout"] == 0.25
+    assert "embedding_dim" not in rnnlab.SequenceModel(3, 6, 2).settings()
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (torch.tensor([[1, 10]]), r"token id 10 is outside \[0, 10\) \(the vocab_size\)"),
+        (torch.tensor([[-1, 2]]), r"token id -1 is outside"),
+        (torch.zeros(1, 2, 10), r"reads int64 token ids \(batch, time\), got torch.float32 of shape"),
+    ],
+)
+def test_a_token_model_refuses_what_is_not_its_ids(ids, message):
+    with pytest.raises(ValueError, match=message):
+        rnnlab.SequenceModel(4, 6, 2, vocab_size=10)(ids)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"vocab_size": 1}, "vocab_size must be at least 2"),
+        ({"embedding_dropout": 0.5}, "embedding_dropout needs vocab_size"),
+        ({"vocab_size": 5, "embedding_dropout": 1.0}, r"embedding_dropout must be in \[0, 1\)"),
+    ],
+)
+def test_bad_embedding_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        rnnlab.SequenceModel(3, 4, 1, **kwargs)

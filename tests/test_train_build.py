@@ -122,3 +122,25 @@ def test_a_model_too_large_for_memory_is_refused_before_it_is_built(monkeypatch)
     ):
         build_model(config, TASK)
     build_model(ModelConfig(cell="gru", hidden_size=100), TASK)  # a quarter of that: fits
+
+
+class TokenTask(TensorTask):
+    """A TensorTask that declares token inputs of 30 ids: all that build_model reads of a token task."""
+
+    vocab_size = 30
+
+
+def test_a_token_task_gets_an_embedding_and_its_settings_rebuild_it():
+    task = TokenTask(torch.rand(8, 4, 3), torch.rand(8, 2))
+    config = ModelConfig(
+        cell="gru", hidden_size=5, embedding_dim=7, embedding_dropout=0.2, bidirectional=True
+    )
+    model = build_model(config, task)
+    assert model.embedding.weight.shape == (30, 7) and model.encoder.input_size == 7
+    assert model.embedding_dropout == 0.2 and model.vocab_size == 30
+    rebuilt = build_model(cfg.from_dict({"model": model.settings()}).model, task)
+    assert rebuilt.settings() == model.settings() and shapes(rebuilt) == shapes(model)
+    assert model_parameters(config, task.input_size, task.output_size, task.vocab_size) == sum(
+        p.numel() for p in model.parameters()
+    )
+    assert build_model(config, TASK).embedding is None  # features: the embedding settings are not used

@@ -165,6 +165,11 @@ def test_mismatched_model_and_task_fail_before_anything_is_written(tmp_path):
         train(SequenceModel(1, 4, 1, output="sequence"), task, config, progress=False)
     with pytest.raises(ConfigError, match="bptt.stateful: needs a stream task"):
         train(model, task, cfg.override(config, {"bptt.stateful": True}), progress=False)
+    with pytest.raises(ConfigError, match="the task's inputs are features, the model's vocab_size is 9"):
+        train(SequenceModel(4, 4, 1, vocab_size=9), task, config, progress=False)
+    task.vocab_size = 9  # now its inputs are token ids
+    with pytest.raises(ConfigError, match="a vocabulary of 9, the model's vocab_size is None"):
+        train(model, task, config, progress=False)
     assert not (tmp_path / "run").exists()
 
 

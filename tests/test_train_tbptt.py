@@ -7,7 +7,7 @@ import torch
 
 from rnnlab import SequenceModel
 from rnnlab.errors import DataError
-from rnnlab.tasks import Batch, SineTask, TensorTask
+from rnnlab.tasks import Batch, SineTask, Task, TensorTask
 from rnnlab.training import OptimConfig, TrainConfig, train
 from rnnlab.training.config import BPTTConfig
 from rnnlab.training.tbptt import (
@@ -406,3 +406,71 @@ def test_windows_reject_bad_lengths_naming_the_batch(lengths, message):
     batch = Batch(torch.zeros(2, 4, 1), torch.zeros(2, 4, 1), lengths)
     with pytest.raises(DataError, match="batch 0 of epoch 0: " + message):
         check_batch(batch, "training batch 0 of epoch 0")
+
+
+class Tokens(Task):
+    """Token ids (N, 7), id 0 past each text's length; the class: whether id 2 occurs."""
+
+    name, output, vocab_size, input_size, output_size = "tokens", "last", 6, 6, 2
+
+    def __init__(self, n=24, batch_size=8):
+        g = torch.Generator().manual_seed(0)
+        self.lengths = torch.randint(1, 8, (n,), generator=g)
+        self.ids = torch.randint(1, 6, (n, 7), generator=g)
+        self.ids[torch.arange(7)[None, :] >= self.lengths[:, None]] = 0
+        self.labels, self.batch_size = (self.ids == 2).any(1).long(), batch_size
+
+    def train_batches(self, generator):
+        order = torch.randperm(len(self.ids), generator=generator)
+        for rows in order.split(self.batch_size):
+            yield Batch(self.ids[rows], self.labels[rows], self.lengths[rows])
+
+    def val_batches(self):
+        yield Batch(self.ids, self.labels, self.lengths)
+
+    def loss(self, outputs, targets):
+        return torch.nn.functional.cross_entropy(outputs, targets)
+
+
+def test_token_windows_give_the_same_outputs_as_one_pass():
+    task = Tokens()
+    torch.manual_seed(0)
+    m = SequenceModel(3, 5, 2, cell="gru", output="last", vocab_size=task.vocab_size).double()
+    for w in itertools.islice(windows(task, k1=3, seed=0, device=torch.device("cpu")), 3):
+        assert w.inputs.dtype == torch.int64 and w.inputs.shape == (8, min(3, 7 - w.start))
+    batch = next(iter(task.val_batches()))
+    carry, parts = Carry(), spans(7, 3)
+    for i, (a, b) in enumerate(parts):
+        y, carry = forward(
+            m,
+            batch.inputs[:, a:b],
+            carry,
+            context=2,
+            output="last",
+            end=i == 2,
+            lengths=batch.lengths,
+            start=a,
+        )
+    torch.testing.assert_close(y, m(batch.inputs, lengths=batch.lengths))
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (
+            torch.tensor([[1, 2, 3], [4, 6, 0]]),
+            r"token id 6 at row 1, step 1 is outside \[0, 6\) \(the task's",
+        ),
+        (torch.tensor([[1, 2, -1], [4, 5, 0]]), r"token id -1 at row 0, step 2 is outside"),
+        (
+            torch.zeros(2, 3, 6),
+            r"inputs must be int64 token ids \(batch, time\) for a task with a vocab_size",
+        ),
+        (torch.zeros(2, 3, dtype=torch.int32), r"inputs must be int64 .* got torch.int32 of shape \(2, 3\)"),
+    ],
+)
+def test_a_token_batch_outside_the_vocabulary_is_refused_naming_the_id(inputs, message):
+    with pytest.raises(DataError, match="validation batch 0: " + message):
+        check_batch(Batch(inputs, torch.zeros(2, dtype=torch.int64)), "validation batch 0", vocab_size=6)
+    if inputs.dtype == torch.int64:
+        check_batch(Batch(inputs.clamp(0, 5), torch.zeros(2, dtype=torch.int64)), "here", vocab_size=6)

@@ -7,6 +7,7 @@
     charlm   predict the next character of Shakespeare, the stdlib's source or your text (text.py)
     forecast the next steps of a series: bundled (airline, co2, ...) or your CSV (forecast.py)
     classify label speech (JapaneseVowels, a folder of wavs) or your sequences of any length (classify.py)
+    text     label texts by their tokens: Rotten Tomatoes' sentiment or your CSV (text_classify.py)
 
 Tasks are data: this package imports nothing from `rnnlab.training` or `rnnlab.diagnostics`.
 """
@@ -24,6 +25,7 @@ from rnnlab.tasks.images import SequentialImagesTask
 from rnnlab.tasks.long_range import AddingTask, CopyTask
 from rnnlab.tasks.synthetic import SineTask
 from rnnlab.tasks.text import CharLMTask
+from rnnlab.tasks.text_classify import TextTask
 
 #: task name -> class, each with its `Settings`; `rnnlab train --task NAME` picks from these.
 TASKS: dict[str, type[Task]] = {
@@ -34,6 +36,7 @@ TASKS: dict[str, type[Task]] = {
     "charlm": CharLMTask,
     "classify": ClassifyTask,
     "forecast": ForecastTask,
+    "text": TextTask,
 }
 
 
@@ -71,6 +74,7 @@ __all__ = [
     "Task",
     "TaskConfig",
     "TensorTask",
+    "TextTask",
     "batchify",
     "describe",
     "make_task",

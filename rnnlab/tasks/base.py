@@ -14,6 +14,11 @@ and builds or checks the model from `input_size`, `output_size` and `output`: "l
 sequence (targets (B, O), or class indices (B,)); "sequence" predicts at every step (targets (B, T, O) or
 (B, T)). Inputs are batch-first.
 
+Inputs are float features (B, T, I), or, for a task that declares a `vocab_size` V, token ids: int64
+(B, T), each in [0, V), 0 the padding. The model then embeds them (`SequenceModel(..., vocab_size=V)`,
+of `[model] embedding_dim` features per token), and the task's `input_size` is V, the width of the one-hot
+vectors that the ids stand for.
+
 A registered task (`rnnlab.tasks.TASKS`, built by `rnnlab train --task NAME`) declares its settings as a
 `Settings` dataclass (see `rnnlab.tasks.config`), takes them as keyword arguments of the same names and
 keeps each as an attribute of that name; and it may give a `recipe`: the training settings measured to
@@ -46,7 +51,8 @@ Output = Literal["last", "sequence"]
 
 @dataclass
 class Batch:
-    """One batch: inputs (B, T, I); targets; optional lengths (B,); reset (B,) bool rows that start afresh."""
+    """One batch: inputs (B, T, I), or int64 token ids (B, T) for a task with a `vocab_size`; targets;
+    optional lengths (B,); reset (B,) bool rows that start afresh."""
 
     inputs: Tensor
     targets: Tensor
@@ -67,6 +73,8 @@ class Task(ABC):
     output_size: int
     output: Output = "last"
     stream: bool = False
+    #: for a task whose inputs are token ids (B, T): how many ids there are (0 the padding); None: features.
+    vocab_size: int | None = None
     #: the settings a registered task declares (a TaskConfig subclass); None for a task built in Python.
     Settings: ClassVar[type[TaskConfig] | None] = None
     #: training settings that solve this task, as config overrides {"model.cell": "lstm", ...} (RESULTS.md).

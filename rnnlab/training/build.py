@@ -52,7 +52,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(config: ModelConfig, task: Any) -> SequenceModel:
-    """A SequenceModel shaped for `task` (input_size, output_size, output) with every `[model]` option.
+    """A SequenceModel shaped for `task` (input_size, output_size, output) with every `[model]` option;
+    for a task whose inputs are tokens (`task.vocab_size` set), an embedding of `model.embedding_dim`
+    features per token in front of the encoder.
 
     An option the chosen cell does not have (`nonlinearity` for lstm, `recurrent_max` for gru) and an
     unknown initialiser are ConfigErrors naming the field."""
@@ -95,10 +97,13 @@ def build_model(config: ModelConfig, task: Any) -> SequenceModel:
         }
     elif config.init != "default":
         options["init"] = config.init
+    vocab_size = getattr(task, "vocab_size", None)
+    if vocab_size is not None:
+        options |= {"vocab_size": vocab_size, "embedding_dropout": config.embedding_dropout}
     _check_size(config, cell, task)
     try:
         return SequenceModel(
-            task.input_size,
+            task.input_size if vocab_size is None else config.embedding_dim,
             config.hidden_size,
             task.output_size,
             cell=cell,
@@ -109,12 +114,19 @@ def build_model(config: ModelConfig, task: Any) -> SequenceModel:
         raise ConfigError(f"model: {e}") from None
 
 
-def model_parameters(config: ModelConfig, input_size: int, output_size: int) -> int | None:
+def model_parameters(
+    config: ModelConfig, input_size: int, output_size: int, vocab_size: int | None = None
+) -> int | None:
     """The parameter count of the SequenceModel `config` describes, computed from its cells' parameter
-    shapes without building it (None for a cell whose shapes cannot be had so)."""
+    shapes without building it (None for a cell whose shapes cannot be had so). With `vocab_size` the
+    model embeds tokens: the embedding's vocab_size × embedding_dim weights, and the encoder reads
+    embedding_dim features (`input_size` is then not used)."""
     cell = cell_type(config.cell)
     H, D = config.hidden_size, 2 if config.bidirectional else 1
     total = (H * D + 1) * output_size  # the linear head
+    if vocab_size is not None:
+        total += vocab_size * config.embedding_dim
+        input_size = config.embedding_dim
     for layer in range(config.num_layers):
         bare = Cell.__new__(cell)  # attributes only: no parameters allocated
         bare.input_size, bare.hidden_size, bare.bias = (input_size if layer == 0 else H * D), H, config.bias
@@ -137,7 +149,8 @@ def memory_bytes() -> int | None:
 def _check_size(config: ModelConfig, cell: type[Cell], task: Any) -> None:
     """A ConfigError naming model.hidden_size when the weights and their gradients, the least that
     training holds, would not fit in memory (the model is built on the CPU first, whatever the device)."""
-    count, memory = model_parameters(config, task.input_size, task.output_size), memory_bytes()
+    count = model_parameters(config, task.input_size, task.output_size, getattr(task, "vocab_size", None))
+    memory = memory_bytes()
     if count is None or memory is None:
         return
     size = count * torch.tensor([], dtype=torch.get_default_dtype()).element_size()

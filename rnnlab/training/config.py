@@ -60,6 +60,10 @@ class ModelConfig:
     bias: bool = option(True, "bias parameters in every cell")
     dropout: float = option(0.0, "dropout between layers", min=0.0, max=0.99)
     bidirectional: bool = option(False, "run a second layer over reversed time")
+    embedding_dim: int = option(64, "size of the token embedding, for tasks whose inputs are tokens", min=1)
+    embedding_dropout: float = option(
+        0.0, "dropout on the token embeddings, for tasks whose inputs are tokens", min=0.0, max=0.99
+    )
     init: str = option(
         "default", "weight initialiser (orthogonal, xavier_uniform, identity, normal(0.01), ...)"
     )

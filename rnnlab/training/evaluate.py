@@ -47,7 +47,8 @@ def evaluate(
     batches = task.val_batches() if split == "val" else task.test_batches()
     with torch.no_grad(), flush_denormals(flush_denormal):
         for i, batch in enumerate(batches):
-            tbptt.check_batch(batch, f"{'validation' if split == 'val' else 'test'} batch {i}")
+            where = f"{'validation' if split == 'val' else 'test'} batch {i}"
+            tbptt.check_batch(batch, where, getattr(task, "vocab_size", None))
             batch = batch.to(device)
             if not stateful:
                 carry = tbptt.Carry()

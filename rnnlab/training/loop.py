@@ -412,6 +412,13 @@ def _check(model: nn.Module, task: Task, config: TrainConfig) -> None:
         raise ConfigError("tasks give batch-first inputs (B, T, I): build the model with batch_first=True")
     if getattr(model, "output", task.output) != task.output:
         raise ConfigError(f"the task predicts output={task.output!r}, the model output={model.output!r}")
+    vocab_size = getattr(task, "vocab_size", None)
+    if getattr(model, "vocab_size", vocab_size) != vocab_size:
+        inputs = "features" if vocab_size is None else f"token ids of a vocabulary of {vocab_size}"
+        raise ConfigError(
+            f"the task's inputs are {inputs}, the model's vocab_size is {model.vocab_size}: build it with "
+            "vocab_size=task.vocab_size"
+        )
 
 
 def _baseline(task: Task) -> dict[str, float]:

@@ -30,6 +30,9 @@ task's loss and metrics, means over steps, never see padding and need no lengths
 in which no row has a valid step makes no update (`Window.empty`). For output "last" the loss is taken
 once per batch, at its last window, on each row's final state: for a row that ended in an earlier
 window that state is the carried one, detached, so its loss reaches only the read-out there.
+
+Token ids (B, T), the inputs of a task with a `vocab_size`, are cut along time in the same way (shapes
+below say (B, T, I); read (B, T) for them); the model embeds each window's ids.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ def windows(
             count += 1
             if after and (epoch, b) < after[:2]:
                 continue  # replayed to reach the resume point: the data stream is then exactly as before
-            check_batch(batch, f"training batch {b} of epoch {epoch}")
+            check_batch(batch, f"training batch {b} of epoch {epoch}", getattr(task, "vocab_size", None))
             batch = batch.to(device)
             parts = spans(batch.inputs.shape[1], k1 or batch.inputs.shape[1])
             for w, (start, end) in enumerate(parts):
@@ -142,12 +145,27 @@ def windows(
         epoch += 1
 
 
-def check_batch(batch: Batch, where: str) -> None:
-    """Bad data is an error that names the batch, not a silent NaN in the loss."""
+def check_batch(batch: Batch, where: str, vocab_size: int | None = None) -> None:
+    """Bad data is an error that names the batch, not a silent NaN in the loss (or an index error deep
+    in the embedding): float inputs (B, T, I), finite; or, for a task with a `vocab_size`, int64 token
+    ids (B, T) in [0, vocab_size)."""
     x = batch.inputs
-    if x.dim() != 3:
+    if vocab_size is not None:
+        if x.dim() != 2 or x.dtype != torch.int64:
+            raise DataError(
+                f"{where}: inputs must be int64 token ids (batch, time) for a task with a vocab_size, got "
+                f"{x.dtype} of shape {tuple(x.shape)}"
+            )
+        outside = (x < 0) | (x >= vocab_size)
+        if bool(outside.any()):
+            row, step = (int(i) for i in torch.nonzero(outside)[0])
+            raise DataError(
+                f"{where}: token id {int(x[row, step])} at row {row}, step {step} is outside [0, "
+                f"{vocab_size}) (the task's vocab_size)"
+            )
+    elif x.dim() != 3:
         raise DataError(f"{where}: inputs must be (batch, time, features), got shape {tuple(x.shape)}")
-    if not _all_finite(x):
+    elif not _all_finite(x):
         raise DataError(f"{where}: inputs contain NaN or Inf")
     if batch.targets.is_floating_point() and not _all_finite(batch.targets):
         raise DataError(f"{where}: targets contain NaN or Inf")
