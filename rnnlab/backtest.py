@@ -76,7 +76,7 @@ def forecast_series(
     train(final_model, whole, final, progress=progress)
     final_model.eval()
     with torch.no_grad():
-        values = whole.to_values(final_model(whole.future_inputs()))[0]
+        values = whole.to_values(whole.forecast(final_model, whole.future_inputs()))[0]
     result = Forecast(out, scores, whole.future_times(), values, values + lower, values + upper)
     result.files = [_write_forecast(result), _write_backtest(result), _plot(result, whole, level)]
     return result
@@ -91,7 +91,7 @@ def _interval(model: Any, task: ForecastTask, level: float) -> tuple[np.ndarray,
     batch = next(iter(task.val_batches()))
     model.eval()
     with torch.no_grad():
-        outputs = model(batch.inputs)
+        outputs = task.predict(model, batch)
     level_scaled = batch.targets[:, -1:].double().numpy()
     errors = task.to_values(batch.targets[:, :-1], level_scaled) - task.to_values(outputs, level_scaled)
     if len(errors) >= np.ceil(1 / (1 - level) - 1e-9):

@@ -146,3 +146,36 @@ def test_the_forecast_command_names_a_missing_target(csv, tmp_path, capsys):
     path, _ = csv
     assert main(["forecast", "--csv", str(path), "--horizon", "3", "--out", str(tmp_path / "x")]) == 2
     assert "--target" in capsys.readouterr().err
+
+
+def test_the_recursive_strategy_rolls_the_model_on_its_own_outputs(csv):
+    path, _ = csv
+    task = task_of(path, lookback=6, horizon=4, strategy="recursive", transform="none")
+    assert task.output_size == 1  # the next step of every column (the target alone here)
+    x, targets = task._windows("train")
+    assert targets.shape == (len(x), 2) and torch.equal(x[:, -1], torch.zeros(len(x), 1))
+
+    def last_change(window):  # a "model" that repeats the last step's change: a linear extrapolation
+        return window[:, -1] - window[:, -2]
+
+    ramp = torch.arange(-5.0, 1.0).reshape(1, 6, 1) * 0.5  # rising by 0.5 a step, relative to its last row
+    assert torch.allclose(task.forecast(last_change, ramp), torch.tensor([[0.5, 1.0, 1.5, 2.0]]))
+    batch = next(iter(task.val_batches()))
+    assert task.predict(last_change, batch).shape == (batch.targets.shape[0], 4)
+
+
+def test_a_recursive_run_beats_the_naive_forecast(csv, tmp_path):
+    path, _ = csv
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--task",
+        "forecast",
+        "--task.path",
+        str(path),
+        "--task.target=sales",
+        "--task.time=month",
+    ]
+    assert main([*args, "--task.strategy=recursive", "--steps=300", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"]["mase"] < summary["test_baselines"]["naive"]["mase"]

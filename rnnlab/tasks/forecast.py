@@ -7,7 +7,9 @@
 The series is cut chronologically (`forecasting.split_points`): training windows have all their targets
 before the validation part, validation windows before the test part, and every column is scaled with the
 training rows' mean and standard deviation only. The model reads `lookback` steps of every column and
-predicts the `horizon` next values of the target at once (the direct strategy: one output per step ahead).
+predicts the `horizon` next values of the target at once (the direct strategy: one output per step ahead),
+or (`strategy="recursive"`) learns the next step of every column and forecasts by running `horizon` times
+on its own predictions (`predict`, which evaluation uses).
 Each window is seen relative to its level, the last value it reads of each column: that is subtracted from
 the column's inputs, and the target's from the targets, and added back to the forecast. A network then
 learns how the series moves from where it is, which carries over to levels it never saw in training (a
@@ -75,7 +77,12 @@ class ForecastTask(Task):
             choices=("auto", "log", "none"),
         )
         lookback: int = option(24, "steps the model reads before each forecast", min=1)
-        horizon: int = option(12, "steps forecast at once", min=1)
+        horizon: int = option(12, "steps forecast", min=1)
+        strategy: str = option(
+            "direct",
+            "forecast the horizon at once (direct), or one step at a time on the model's own outputs",
+            choices=("direct", "recursive"),
+        )
         period: int = option(0, "seasonal period in steps (0: known or detected)", min=0)
         val_fraction: float = option(0.15, "the validation part, before the test part", gt=0, lt=1)
         test_fraction: float = option(0.15, "the test part, at the end of the series", gt=0, lt=1)
@@ -97,6 +104,7 @@ class ForecastTask(Task):
         transform: str = "auto",
         lookback: int = 24,
         horizon: int = 12,
+        strategy: str = "direct",
         period: int = 0,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
@@ -111,6 +119,7 @@ class ForecastTask(Task):
             horizon,
             period,
         )
+        self.strategy = strategy
         self.val_fraction, self.test_fraction, self.batch_size = val_fraction, test_fraction, batch_size
         self.fit_on = fit_on
         self.data = self._read()
@@ -132,7 +141,9 @@ class ForecastTask(Task):
         fitted = len(values) if fit_on == "all" else self.train_end  # the rows the model learns from
         self.scaler = fc.Scaler.fit(modelled, fitted)
         self.scaled = self.scaler.transform(modelled)
-        self.input_size, self.output_size = values.shape[1], horizon
+        # direct: the horizon's target values; recursive: the next step of every column
+        self.input_size = values.shape[1]
+        self.output_size = horizon if strategy == "direct" else values.shape[1]
         self._parts = {
             "train": (0, fitted),
             "val": (self.train_end, self.val_end),
@@ -147,14 +158,42 @@ class ForecastTask(Task):
 
     def _windows(self, split: str) -> tuple[Tensor, Tensor]:
         """Inputs (W, lookback, F) and targets (W, horizon + 1), relative to each window's level (the last
-        target value read), which the targets carry in their last column."""
+        target value read), which the targets carry in their last column. Training windows of the recursive
+        strategy have targets (W, F + 1) instead: the next step of every column."""
         start, end = self._parts[split]
+        if split == "train" and self.strategy == "recursive":
+            x, _ = fc.windows(self.scaled, self.lookback, 1, start, end)
+            starts = fc.window_starts(len(self.scaled), self.lookback, 1, start, end)
+            levels = x[:, -1, :].copy()  # (W, F)
+            x -= levels[:, None, :]
+            nxt = self.scaled[starts] - levels
+            targets = np.concatenate([nxt, levels[:, :1]], axis=1)
+            return torch.from_numpy(x).float(), torch.from_numpy(targets).float()
         x, y = fc.windows(self.scaled, self.lookback, self.horizon, start, end)
         levels = x[:, -1:, :].copy()  # (W, 1, F): each column relative to its last value read
         x -= levels
         level = levels[:, 0, :1]  # the target's, (W, 1)
         targets = np.concatenate([y - level, level], axis=1)
         return torch.from_numpy(x).float(), torch.from_numpy(targets).float()
+
+    def predict(self, model: Any, batch: Batch) -> Tensor:
+        """The forecasts (W, horizon) of an evaluation batch: the model's outputs (direct), or the model
+        run `horizon` times, each time on its own last prediction (recursive)."""
+        return self.forecast(model, batch.inputs)
+
+    def forecast(self, model: Any, inputs: Tensor) -> Tensor:
+        """Forecasts (W, horizon) relative to each window's level, from inputs (W, lookback, F) relative to
+        it. Recursive: each step's prediction of every column is appended to the window, which is moved
+        on and centred again on its new last row, as in training, and the moves add up to the forecast."""
+        if self.strategy == "direct":
+            return model(inputs)
+        x, offset, steps = inputs, torch.zeros_like(inputs[:, -1, :]), []
+        for _ in range(self.horizon):
+            move = model(x)  # (W, F): the next step, relative to the window's last row
+            offset = offset + move
+            steps.append(offset[:, 0])
+            x = torch.cat([x[:, 1:], x[:, -1:] + move[:, None]], 1) - move[:, None]
+        return torch.stack(steps, 1)
 
     def future_inputs(self) -> Tensor:
         """The model's input for the `horizon` steps after the series ends: its last `lookback` rows,

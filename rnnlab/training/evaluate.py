@@ -27,6 +27,8 @@ def evaluate(
     `split="test"` ({} without such batches).
 
     Whole sequences, no gradient, the model in eval mode (restored after); `device` defaults to the model's;
+    a task with a `predict(model, batch)` makes its own predictions (a recursive forecast rolls the model
+    forward on its own outputs), as training never does;
     `stateful` carries the state across the batches of a stream as training does. For per-step outputs
     the averages are over the valid steps (padding past each length is left out), else over sequences.
     Denormals are flushed to zero meanwhile (`rnnlab.flush_denormals`; the caller's setting is restored).
@@ -54,9 +56,7 @@ def evaluate(
                 carry = tbptt.Carry()
             elif batch.reset is not None and carry.state is not None:
                 carry = tbptt.Carry(tbptt.reset_rows(carry.state, batch.reset))
-            y, carry = tbptt.forward(
-                model, batch.inputs, carry, context=0, output=task.output, end=True, lengths=batch.lengths
-            )
+            y, carry = _predict(model, task, batch, carry)
             targets = batch.targets
             if task.output == "sequence":  # the valid steps, as one (1, N, ·) sequence
                 y, targets = tbptt.valid_steps(y, targets, batch.lengths)
@@ -73,6 +73,17 @@ def evaluate(
     return {name: total / count for name, total in totals.items()} if count else {}
 
 
+def _predict(model: nn.Module, task: Task, batch: Any, carry: tbptt.Carry) -> tuple[Any, tbptt.Carry]:
+    """The model's outputs for an evaluation batch: the task's own way of predicting when it has one
+    (`predict(model, batch)`, e.g. a forecast that feeds the model its own predictions), else the forward."""
+    predict = getattr(task, "predict", None)
+    if callable(predict):
+        return predict(model, batch), carry
+    return tbptt.forward(
+        model, batch.inputs, carry, context=0, output=task.output, end=True, lengths=batch.lengths
+    )
+
+
 def check_metric(model: nn.Module, task: Task, device: torch.device, config: EvalConfig) -> None:
     """A ConfigError now, before the run starts, if the task does not report `config.metric`: the task's
     metrics on its first validation batch (no gradient, eval mode, so no random number is drawn)."""
@@ -82,10 +93,7 @@ def check_metric(model: nn.Module, task: Task, device: torch.device, config: Eva
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        batch = batch.to(device)
-        y, _ = tbptt.forward(
-            model, batch.inputs, tbptt.Carry(), context=0, output=task.output, end=True, lengths=batch.lengths
-        )
+        y, _ = _predict(model, task, batch.to(device), tbptt.Carry())
         Best(config).update({"loss": 0.0, **task.metrics(y, batch.targets)}, 0)  # raises if it is missing
     model.train(was_training)
 
