@@ -9,7 +9,7 @@ import torch
 from rnnlab.cli import main
 from rnnlab.errors import DataError
 from rnnlab.tasks import CharLMTask
-from rnnlab.tasks.vocab import unigram_bits_per_char
+from rnnlab.tasks.vocab import CharVocab, unigram_bits_per_char
 
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(200))
 
@@ -83,6 +83,9 @@ def test_a_short_stateful_run_beats_the_unigram_baseline(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert "stateful = true" in (out / "config.toml").read_text()
     assert summary["test"]["bpc"] < summary["baseline"]["bpc"] / 2  # the repeated lines are learnt
+    vocab = CharVocab.from_json((out / "vocab.json").read_text())  # the vocabulary is kept with the run
+    text = TEXT * 3
+    assert set(vocab.symbols[1:]) == set(text[: int(len(text) * 0.8)])  # the training part's characters
 
 
 def test_generate_continues_a_prompt_deterministically_for_a_seed(tmp_path, capsys):

@@ -13,7 +13,7 @@ from rnnlab.cli import main
 from rnnlab.errors import DataError
 from rnnlab.tasks import TASKS, TextTask, packages
 from rnnlab.tasks.text_classify import macro_f1
-from rnnlab.tasks.vocab import tokenize
+from rnnlab.tasks.vocab import WordVocab, tokenize
 
 WORDS = ["film", "plot", "actor", "scene", "story", "music", "ending", "cast", "script", "camera"]
 
@@ -185,6 +185,8 @@ def test_a_short_run_beats_the_majority_class(tmp_path):
     )
     assert summary["test"]["accuracy"] >= 0.9 > summary["baseline"]["accuracy"] + 0.5
     assert summary["test"]["macro_f1"] >= 0.9
+    saved = WordVocab.from_json((out / "vocab.json").read_text())  # the vocabulary is kept with the run
+    assert saved.symbols[:2] == ("<pad>", "<unk>") and len(saved) == summary["task"]["input_size"]
     probes = [json.loads(line) for line in (out / "diagnostics.jsonl").read_text().splitlines()]
     assert [p["step"] for p in probes] == [60, 120] and {"encoder.l0", "encoder.l0_reverse"} <= set(
         probes[0]["layers"]

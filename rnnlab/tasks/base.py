@@ -100,6 +100,11 @@ class Task(ABC):
         """Task metrics on one batch (the loss is reported anyway)."""
         return {}
 
+    def artifacts(self) -> dict[str, str]:
+        """Files the run folder keeps beside the model, name -> text (a vocabulary: `vocab.json`), written
+        when the run ends; none by default."""
+        return {}
+
     def baseline(self) -> dict[str, float]:
         """The validation loss and metrics of a model with no memory (the mean, the majority class, the
         naive forecast): the score to beat. Empty when the task knows none."""

@@ -130,6 +130,10 @@ class CharLMTask(Task):
     def metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
         return {"bpc": float(self.loss(outputs, targets)) / math.log(2)}
 
+    def artifacts(self) -> dict[str, str]:
+        """The vocabulary, built on the training part: `vocab.json` in the run folder."""
+        return {"vocab.json": self.vocab.to_json()}
+
     def baseline(self) -> dict[str, float]:
         """The unigram model of the training characters (add-one smoothing) on the validation text."""
         return {"loss": self._unigram * math.log(2), "bpc": self._unigram}

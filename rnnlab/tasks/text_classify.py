@@ -176,6 +176,10 @@ class TextTask(Task):
             "macro_f1": macro_f1(predicted, targets, self.output_size),
         }
 
+    def artifacts(self) -> dict[str, str]:
+        """The vocabulary, built on the training part: `vocab.json` in the run folder."""
+        return {"vocab.json": self.vocab.to_json()}
+
     def baseline(self) -> dict[str, float]:
         """The training part's majority class on the validation set: its accuracy and macro-F1, and the
         loss of predicting the training part's class frequencies."""

@@ -384,6 +384,9 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
             "wall_time_s": wall,  # this session's: a resumed run counts from the resume
             "steps_per_s": (s.step - first_step) / wall,
         }
+        artifacts = getattr(task, "artifacts", None)
+        for name, text in (artifacts() if callable(artifacts) else {}).items():
+            run.write_text(name, text)  # what the task keeps beside the model, e.g. its vocabulary
         run.plot_loss(baseline.get("loss"))
         diagnostics.finish()
         run.write_json("summary.json", history.summary)
