@@ -91,7 +91,10 @@ def add_train(commands: Any, argv: Sequence[str]) -> None:
     from rnnlab.tasks import TASKS
 
     name = named_task(argv)
-    defaults, recipe = cfg.compose({"task.name": name} if name in TASKS else {})
+    try:  # the flags' defaults, the named task's recipe marked; a bad value is the run's error to say
+        defaults, recipe = cfg.compose({"task.name": name} if name in TASKS else {})
+    except UserError:
+        defaults, recipe = cfg.TrainConfig(), {}
     p = commands.add_parser(
         "train",
         help="train a model on a task, writing a run folder",

@@ -24,6 +24,12 @@ def write_series(path, n=240, trend=0.5, period=12, noise=0.3, start=100.0):
     return path, y
 
 
+@pytest.fixture(autouse=True)
+def no_packaged_data(tmp_path, monkeypatch):
+    """An empty data cache, as on a fresh machine: the user's CSV must need no packaged series."""
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "empty-cache"))
+
+
 @pytest.fixture
 def csv(tmp_path):
     return write_series(tmp_path / "sales.csv")

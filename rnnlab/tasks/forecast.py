@@ -300,7 +300,10 @@ class ForecastTask(Task):
         }
         period = getattr(config, "period", 0)
         if not period and not getattr(config, "path", "") and getattr(config, "series", "") in BUNDLED:
-            period = load_series(config.series).period or 0  # type: ignore[attr-defined]
+            try:
+                period = load_series(config.series).period or 0  # type: ignore[attr-defined]
+            except DataError:  # not here (the run will say how to get it): no season to read
+                period = 0
         if period >= 12:
             recipe["task.lookback"] = 3 * period
         return recipe
