@@ -107,9 +107,8 @@ def test_log_of_a_series_with_zeros_is_refused(tmp_path):
         task_of(path, transform="log")
 
 
-def test_a_short_run_beats_the_naive_forecast(csv, tmp_path):
-    path, _ = csv
-    out = tmp_path / "run"
+def train_on(path, out, *flags):
+    """`rnnlab train --task forecast` on the sales CSV for 300 steps; its summary.json."""
     args = [
         "train",
         "--task",
@@ -119,8 +118,14 @@ def test_a_short_run_beats_the_naive_forecast(csv, tmp_path):
         "--task.target=sales",
         "--task.time=month",
     ]
-    assert main([*args, "--task.features=price", "--steps=300", "--out", str(out), "--quiet"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    assert main([*args, *flags, "--steps=300", "--out", str(out), "--quiet"]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_a_short_run_beats_the_naive_forecast(csv, tmp_path):
+    path, _ = csv
+    out = tmp_path / "run"
+    summary = train_on(path, out, "--task.features=price")
     assert summary["test"]["mase"] < summary["test_baselines"]["naive"]["mase"]
     assert set(summary["test_baselines"]) == {"naive", "seasonal_naive", "ets"}
     assert "restore_best = true" in (out / "config.toml").read_text()
@@ -172,16 +177,5 @@ def test_the_recursive_strategy_rolls_the_model_on_its_own_outputs(csv):
 
 def test_a_recursive_run_beats_the_naive_forecast(csv, tmp_path):
     path, _ = csv
-    out = tmp_path / "run"
-    args = [
-        "train",
-        "--task",
-        "forecast",
-        "--task.path",
-        str(path),
-        "--task.target=sales",
-        "--task.time=month",
-    ]
-    assert main([*args, "--task.strategy=recursive", "--steps=300", "--out", str(out), "--quiet"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    summary = train_on(path, tmp_path / "run", "--task.strategy=recursive")
     assert summary["test"]["mase"] < summary["test_baselines"]["naive"]["mase"]
