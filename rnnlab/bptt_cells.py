@@ -263,7 +263,8 @@ class LayerNormLSTMKernel(_LayerNormKernel):
         dn_block = gates.new_empty(dgates_block.shape[0], B, H)  # ∂L/∂LN_c(c_t)
         local_block, h_to_n_block = torch.empty_like(dgates_block), torch.empty_like(dn_block)
         grads_h, grads_c = torch.empty_like(h_states[1:]), torch.empty_like(c_states[1:])  # for an observer
-        d_weight, d_w_hh, d_w_c = torch.zeros_like(weight), torch.zeros_like(w_hh), torch.zeros_like(w_c)
+        d_weight_t = weight.new_zeros(weight.shape[::-1])  # ∂W_hh transposed: (xᵀd), see bptt._weight_grad
+        d_w_hh, d_w_c = torch.zeros_like(w_hh), torch.zeros_like(w_c)
         d_b_c = None if b_c is None else torch.zeros_like(b_c)
         grads_h_t, grads_c_t, d_out_t = grads_h.unbind(0), grads_c.unbind(0), _next_d_out(d_out)
         zhh_t, c_new_t = zhh.unbind(0), c_new.unbind(0)
@@ -314,7 +315,7 @@ class LayerNormLSTMKernel(_LayerNormKernel):
                     _carry(d_out_t[t - 1], dh, masks, t), dz, weight, out=grads_h_t[t - 1] if t else None
                 )
             # the block's steps are done: their parameter gradients, and ∂pre to the input side
-            d_weight.addmm_(_flat(torch.stack(dzhh[::-1])).t(), _flat(h_states[lo:hi]))
+            d_weight_t.addmm_(_flat(h_states[lo:hi]).t(), _flat(torch.stack(dzhh[::-1])))
             hh = (
                 _flat(dgates_block[:n]),
                 _flat(zhh[lo:hi]),
@@ -330,7 +331,7 @@ class LayerNormLSTMKernel(_LayerNormKernel):
                 d_b_c.add_(d_b)
             inputs.block(lo, hi, dgates_block[:n])
         d_norms = {"hh_weight": d_w_hh, "c_weight": d_w_c, "c_bias": d_b_c}
-        return d_weight, d_norms, [dh, dc], _zero_padding((grads_h, grads_c), masks)
+        return d_weight_t.t().contiguous(), d_norms, [dh, dc], _zero_padding((grads_h, grads_c), masks)
 
 
 class LayerNormGRUKernel(_LayerNormKernel):
@@ -376,7 +377,7 @@ class LayerNormGRUKernel(_LayerNormKernel):
         dpre_block = torch.empty_like(dhh_block)  # ∂pre: (∂r, ∂z) as in dhh, then ∂(n's pre-activation)
         to_rz_block = gates.new_empty(dhh_block.shape[0], B, 2 * H)
         grads = torch.empty_like(states[1:])  # ∂L/∂h_t for an observer
-        d_weight, d_w_hh = torch.zeros_like(weight), torch.zeros_like(w_hh)
+        d_weight_t, d_w_hh = weight.new_zeros(weight.shape[::-1]), torch.zeros_like(w_hh)  # ∂W_hh transposed
         d_b_hh = None if b_hh is None else torch.zeros_like(b_hh)
         grads_t, zhh_t, mean_t, rstd_t = grads.unbind(0), zhh.unbind(0), mean.unbind(0), rstd.unbind(0)
         d_out_t = _next_d_out(d_out)
@@ -416,7 +417,7 @@ class LayerNormGRUKernel(_LayerNormKernel):
                     out=grads_t[t - 1] if t else None,
                 )
             # the block's steps are done: their parameter gradients, and ∂pre to the input side
-            d_weight.addmm_(_flat(torch.stack(dzhh[::-1])).t(), _flat(states[lo:hi]))
+            d_weight_t.addmm_(_flat(states[lo:hi]).t(), _flat(torch.stack(dzhh[::-1])))
             hh = (_flat(block), _flat(zhh[lo:hi]), [G], _flat(mean[lo:hi]), _flat(rstd[lo:hi]), w_hh, b_hh)
             _, d_w, d_b = _layer_norm_backward(*hh, [False, True, b_hh is not None])
             d_w_hh.add_(d_w)
@@ -425,6 +426,7 @@ class LayerNormGRUKernel(_LayerNormKernel):
             dpre = dpre_block[:n_steps]
             dpre[..., : 2 * H] = block[..., : 2 * H]
             inputs.block(lo, hi, dpre)
+        d_weight = d_weight_t.t().contiguous()
         return d_weight, {"hh_weight": d_w_hh, "hh_bias": d_b_hh}, [dh], _zero_padding((grads,), masks)
 
 
@@ -462,14 +464,14 @@ class _InputGrads:
         self.x, self.batch, self.w_ih = _flat(x), x.shape[1], w_ih
         self.z_ih, self.mean, self.rstd, self.ln_w, self.ln_b = z_ih, mean, rstd, ln_w, ln_b  # LN_ih's
         self.dx = torch.empty_like(self.x) if need_x else None
-        self.d_w_ih = torch.zeros_like(w_ih) if need_w_ih else None
+        self.d_w_ih_t = w_ih.new_zeros(w_ih.shape[::-1]) if need_w_ih else None  # transposed, as ∂W_hh
         self.d_ln_w = torch.zeros_like(ln_w)
         self.d_ln_b = None if ln_b is None else torch.zeros_like(ln_b)
 
     def block(self, lo: int, hi: int, dpre: Tensor) -> None:
         """Take ∂pre (hi - lo, B, G*H) of the steps [lo, hi)."""
         rows = slice(lo * self.batch, hi * self.batch)
-        ask = [self.dx is not None or self.d_w_ih is not None, True, self.ln_b is not None]
+        ask = [self.dx is not None or self.d_w_ih_t is not None, True, self.ln_b is not None]
         dz, d_w, d_b = _layer_norm_backward(
             _flat(dpre),
             self.z_ih[rows],
@@ -485,8 +487,13 @@ class _InputGrads:
             self.d_ln_b.add_(d_b)
         if self.dx is not None:
             torch.mm(dz, self.w_ih, out=self.dx[rows])
-        if self.d_w_ih is not None:
-            self.d_w_ih.addmm_(dz.t(), self.x[rows])
+        if self.d_w_ih_t is not None:
+            self.d_w_ih_t.addmm_(self.x[rows].t(), dz)
+
+    @property
+    def d_w_ih(self) -> Tensor | None:
+        """∂W_ih (G*H, I), once every block is in."""
+        return None if self.d_w_ih_t is None else self.d_w_ih_t.t().contiguous()
 
 
 class _LayerNormScan(torch.autograd.Function):
