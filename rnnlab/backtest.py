@@ -19,13 +19,13 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import torch
 
 from rnnlab.errors import RunFolderError
+from rnnlab.tasks import forecasting as fc
 from rnnlab.tasks.forecast import ForecastTask
 from rnnlab.training import config as cfg
 from rnnlab.training.build import build_model, seed_everything
@@ -83,22 +83,15 @@ def forecast_series(
 
 
 def _interval(model: Any, task: ForecastTask, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per step ahead, the half-width that `level` of the backtest model's absolute errors on the
-    validation windows stay within (split conformal prediction), as (lower, upper) = (-w, w): an interval
-    centred on the forecast, since the final model is not the backtest's and need not share its bias.
-    With fewer validation windows than 1 / (1 - level) the half-width is z·RMS of the errors instead (a
-    normal approximation)."""
+    """Per step ahead, the split-conformal interval (`forecasting.interval`) of the backtest model's errors
+    on the validation windows, on the original scale."""
     batch = next(iter(task.val_batches()))
     model.eval()
     with torch.no_grad():
         outputs = task.predict(model, batch)
     level_scaled = batch.targets[:, -1:].double().numpy()
     errors = task.to_values(batch.targets[:, :-1], level_scaled) - task.to_values(outputs, level_scaled)
-    if len(errors) >= np.ceil(1 / (1 - level) - 1e-9):
-        width = np.quantile(np.abs(errors), level, axis=0)
-    else:
-        width = NormalDist().inv_cdf((1 + level) / 2) * np.sqrt((errors**2).mean(0))
-    return -width, width
+    return fc.interval(errors, level)
 
 
 def _write_forecast(f: Forecast) -> Path:

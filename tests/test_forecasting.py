@@ -244,8 +244,12 @@ def test_intervals_from_validation_residuals_cover_the_level_on_fresh_residuals(
     fresh = rng.normal(size=(20000, 3)) * spread
     coverage = ((fresh >= lower) & (fresh <= upper)).mean(axis=0)
     np.testing.assert_allclose(coverage, 0.9, atol=0.015)
-    with pytest.raises(DataError, match="needs 20 residuals per step, got 19"):
-        interval(np.zeros((19, 3)), level=0.9)
+    few = np.array([[1.0, -2.0], [-3.0, 2.0], [2.0, 0.0]])  # fewer than 10: z times the RMS per step
+    lower, upper = interval(few, level=0.9)
+    np.testing.assert_allclose(upper, 1.6449 * np.sqrt([14 / 3, 8 / 3]), rtol=1e-4)
+    np.testing.assert_allclose(lower, -upper)
+    with pytest.raises(DataError, match="windows >= 1"):
+        interval(np.zeros((0, 3)), level=0.9)
     with pytest.raises(ConfigError, match="level"):
         interval(np.zeros((50, 3)), level=1.0)
 

@@ -280,23 +280,25 @@ def detect_period(values: np.ndarray, max_period: int, alpha: float = 0.05) -> i
 
 
 def interval(residuals: np.ndarray, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-    """Prediction-interval offsets (lower, upper), each (horizon,), from residuals (W, horizon) =
-    target - forecast of the validation windows: their (1 - level)/2 and (1 + level)/2 quantiles at each
-    step of the horizon. A forecast f gets the interval [f + lower, f + upper].
+    """Prediction-interval offsets (lower, upper) = (-w, w), each (horizon,), from residuals (W, horizon) =
+    target - forecast of the validation windows: per step of the horizon, the half-width w that `level`
+    of the absolute residuals stay within (split conformal prediction). A forecast f gets [f - w, f + w],
+    centred on it, so that a model retrained on more data need not share the validation model's bias.
 
-    Each tail needs one residual at least beyond its quantile: 2 / (1 - level) windows (20 at level 0.9).
+    The quantile needs 1 / (1 - level) residuals (10 at level 0.9); with fewer, w is z·RMS of them, the
+    half-width of a normal distribution of that spread (z = 1.645 at 0.9).
     """
     if not 0 < level < 1:
         raise ConfigError(f"level must lie strictly between 0 and 1, got {level}")
     errors = np.asarray(residuals, np.float64)
-    if errors.ndim != 2:
-        raise DataError(f"residuals must be (windows, horizon), got shape {errors.shape}")
-    needed = int(np.ceil(2 / (1 - level) - 1e-9))
-    if len(errors) < needed:
-        raise DataError(f"an interval at level {level} needs {needed} residuals per step, got {len(errors)}")
+    if errors.ndim != 2 or len(errors) == 0:
+        raise DataError(f"residuals must be (windows >= 1, horizon), got shape {errors.shape}")
     _check_finite(errors, "the residuals")
-    lower, upper = np.quantile(errors, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return lower, upper
+    if len(errors) >= np.ceil(1 / (1 - level) - 1e-9):
+        width = np.quantile(np.abs(errors), level, axis=0)
+    else:
+        width = NormalDist().inv_cdf((1 + level) / 2) * np.sqrt((errors**2).mean(0))
+    return -width, width
 
 
 def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
