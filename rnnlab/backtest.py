@@ -46,7 +46,12 @@ class Forecast:
 
 
 def forecast_series(
-    given: dict[str, Any], out: str | Path, level: float = 0.9, progress: bool = False, say: Any = print
+    given: dict[str, Any],
+    out: str | Path,
+    level: float = 0.9,
+    progress: bool = False,
+    say: Any = print,
+    quiet: bool = False,
 ) -> Forecast:
     """Backtest, intervals and the forecast (see the module docstring) for the settings `given` (flat
     config overrides, `{"task.path": "sales.csv", "task.target": "sales", "task.horizon": "12"}`; the
@@ -61,7 +66,7 @@ def forecast_series(
     assert isinstance(task, ForecastTask)
     say(f"backtest: training on {task.train_end} of {len(task.data)} steps of {task.data.name}")
     model = build_model(config.model, task)
-    history = train(model, task, config, progress=progress)
+    history = train(model, task, config, progress=progress, quiet=quiet)
     scores = {"rnnlab": history.summary["test"], **history.summary["test_baselines"]}
 
     lower, upper = _interval(model, task, level)
@@ -73,7 +78,7 @@ def forecast_series(
     whole = ForecastTask.from_config(final.task)
     assert isinstance(whole, ForecastTask)
     final_model = build_model(final.model, whole)
-    train(final_model, whole, final, progress=progress)
+    train(final_model, whole, final, progress=progress, quiet=quiet)
     final_model.eval()
     with torch.no_grad():
         values = whole.to_values(whole.forecast(final_model, whole.future_inputs()))[0]

@@ -45,3 +45,25 @@ def format_number(x: float | None, digits: int = 4, *, missing: str = "?", perce
     if "e" in text and EXPONENT_BELOW <= abs(value) < EXPONENT_FROM:
         text = f"{value:.0f}"  # 945.3 to 2 digits: "945", not "9.5e+02"
     return f"{text}%" if percent else text
+
+
+def columns(header: list[str], rows: list[list[str]], right: set[int] | frozenset[int] = frozenset()) -> str:
+    """A plain-text table: the header, a rule, then the rows, each column as wide as its widest cell and
+    the columns numbered in `right` aligned right (numbers), the others left.
+
+    Example:
+        >>> print(columns(["variant", "mse"], [["lstm", "0.002"], ["rnn", "0.17"]], right={1}))
+        variant    mse
+        -------  -----
+        lstm     0.002
+        rnn       0.17
+    """
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])

@@ -29,7 +29,7 @@ def run(folder, every, steps=10):
 def test_a_short_run_writes_diagnostics(tmp_path):
     history = run(tmp_path / "run", every=5)
     rows = [json.loads(line) for line in (history.run_dir / "diagnostics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [5, 10]
+    assert [r["step"] for r in rows] == [1, 5, 10]
     train_norms = {r["step"]: r["grad_norm"] for r in history.train}
     for row in rows:
         assert row["grad_norm"] == pytest.approx(train_norms[row["step"]], rel=1e-5)  # the pre-clip norm
@@ -48,9 +48,9 @@ def test_a_short_run_writes_diagnostics(tmp_path):
         "spectral_radius.png",
     ]
     events = EventAccumulator(str(history.run_dir / "tensorboard")).Reload()
-    assert [e.step for e in events.Scalars("diagnostics/encoder.l0/gamma")] == [5, 10]
-    assert [e.step for e in events.Scalars("diagnostics/encoder.l0/alarm")] == [5, 10]
-    assert [e.step for e in events.Images("diagnostics/grad_flow")] == [5, 10]
+    assert [e.step for e in events.Scalars("diagnostics/encoder.l0/gamma")] == [1, 5, 10]
+    assert [e.step for e in events.Scalars("diagnostics/encoder.l0/alarm")] == [1, 5, 10]
+    assert [e.step for e in events.Images("diagnostics/grad_flow")] == [1, 5, 10]
 
 
 def test_probing_every_step_trains_exactly_alike(tmp_path):
@@ -98,7 +98,7 @@ def test_a_run_that_learns_well_raises_no_alarm(tmp_path, capsys, cell):
     history = sine_run(tmp_path / "run", cell, 50, 160, 20)
     assert history.train[-1]["loss"] < 0.05 * history.train[0]["loss"]  # it learns well
     verdicts = [r["layers"]["encoder.l0"]["verdict"] for r in history_rows(history)]
-    assert len(verdicts) == 8 and all(v["severity"] in ("note", "ok") for v in verdicts)
+    assert len(verdicts) == 9 and all(v["severity"] in ("note", "ok") for v in verdicts)
     said = [line for line in capsys.readouterr().err.splitlines() if "encoder.l0" in line]
     assert said and not [line for line in said if " alarm: " in line]
 
@@ -107,8 +107,8 @@ def test_an_alarm_is_a_note_while_the_loss_falls(tmp_path):
     # a tanh RNN of spectral radius 0.5 over 100 steps: its horizon is far under the sequence (an alarm on
     # its own), but the run is learning, so training says it as a note, with the loss that made it one
     history = sine_run(tmp_path / "run", "rnn", 100, 20, 10, spectral_radius=0.5)
-    rows = history_rows(history)
-    verdict = rows[0]["layers"]["encoder.l0"]["verdict"]
+    first, verdict, _ = (r["layers"]["encoder.l0"]["verdict"] for r in history_rows(history))
+    assert first["severity"] == "alarm"  # step 1: no loss has fallen yet
     assert verdict["name"] == "vanishing" and verdict["severity"] == "note"
     assert "the loss still falls: " in verdict["evidence"] or "the loss fell from" in verdict["evidence"]
 
@@ -137,4 +137,4 @@ def test_the_adapter_lives_with_the_loop_and_probes_every_nth_step(tmp_path):
     from rnnlab.training.run import RunDir
 
     probe = TrainingDiagnostics(SequenceModel(1, 4, 1), DiagnosticsConfig(every=3), RunDir(tmp_path / "run"))
-    assert [step for step in range(1, 10) if probe.due(step)] == [3, 6, 9]
+    assert [step for step in range(1, 10) if probe.due(step)] == [1, 3, 6, 9]

@@ -35,7 +35,7 @@ from rnnlab.training.config import (
     TrainConfig,
 )
 from rnnlab.training.evaluate import evaluate
-from rnnlab.training.loop import History, train
+from rnnlab.training.loop import History, train, train_config
 from rnnlab.training.run import RunDir
 
 __all__ = [
@@ -62,4 +62,5 @@ __all__ = [
     "build_model",
     "seed_everything",
     "train",
+    "train_config",
 ]

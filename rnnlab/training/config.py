@@ -174,7 +174,11 @@ class CheckpointConfig:
 
 @dataclass
 class DiagnosticsConfig:
-    every: int = option(0, "probe the gradient flow every N steps into diagnostics.jsonl (0: never)", min=0)
+    every: int = option(
+        0,
+        "probe the gradient flow at the first step and every N steps into diagnostics.jsonl (0: never)",
+        min=0,
+    )
     jacobian: bool = option(True, "add the Jacobian analysis to each probe: growth per step, memory horizon")
     plots: bool = option(True, "draw the diagnostics figures into <run>/diagnostics/ at the end")
 

@@ -3,13 +3,13 @@
     [diagnostics]                      rnnlab train ... --diagnostics.every=100
     every = 100
 
-The training loop wraps its forward and backward in `TrainingDiagnostics.watch(step)`. On every N-th step
-that block runs under `rnnlab.watch`; the report is appended to `diagnostics.jsonl` (one object per probe:
-"step" and `Report.to_dict()`: per-layer profile, γ, horizon, spectra, saturation, verdict), its headline
-numbers go to TensorBoard under `diagnostics/<layer>/...` with the heatmap of log10 ‖∂L/∂h_t‖ over time step
-× training step as an image, each layer's verdict is said live (at the first probe, then whenever it or
-its severity changes: "step 100: encoder.l0 alarm: exploding: …", "… note: vanishing: …"), and
-`finish()` draws the figures into `<run>/diagnostics/`. A probed step runs the unrolled path (equal to the
+The training loop wraps its forward and backward in `TrainingDiagnostics.watch(step)`. On the first and every
+N-th step that block runs under `rnnlab.watch`; the report is appended to `diagnostics.jsonl` (one object per
+probe: "step" and `Report.to_dict()`: per-layer profile, γ, horizon, spectra, saturation, verdict), its
+headline numbers go to TensorBoard under `diagnostics/<layer>/...` with the heatmap of log10 ‖∂L/∂h_t‖ over
+time step × training step as an image, each layer's verdict is said live (at the first probe, then whenever it
+or its severity changes: "step 100: encoder.l0 alarm: exploding: …", "… note: vanishing: …"), and `finish()`
+draws the figures into `<run>/diagnostics/`. A probed step runs the unrolled path (equal to the
 fused kernel up to rounding); it computes the same update otherwise.
 
 Every step the loop also hands over its loss and pre-clip gradient norm (`observe`): the norm goes to the
@@ -73,7 +73,8 @@ class TrainingDiagnostics:
             self.say(warning.message)
 
     def due(self, step: int) -> bool:
-        return self.config.every > 0 and step % self.config.every == 0
+        """The first step (the initialisation's verdict, before any update has changed it) and every N-th."""
+        return self.config.every > 0 and (step == 1 or step % self.config.every == 0)
 
     @contextlib.contextmanager
     def watch(self, step: int) -> Iterator[Probe | None]:

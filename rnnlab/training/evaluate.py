@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -9,7 +10,7 @@ from torch import nn
 
 from rnnlab.errors import ConfigError
 from rnnlab.numerics import flush_denormals
-from rnnlab.tasks.base import Task
+from rnnlab.tasks.base import Batch, Task
 from rnnlab.training import tbptt
 from rnnlab.training.config import EvalConfig
 
@@ -22,9 +23,10 @@ def evaluate(
     *,
     flush_denormal: bool = True,
     split: str = "val",
+    batches: Iterable[Batch] | None = None,
 ) -> dict[str, float]:
     """Loss and metrics averaged over the task's validation sequences, or its test sequences with
-    `split="test"` ({} without such batches).
+    `split="test"`, or the `batches` given (a file's, `Task.input_batches`); {} without such batches.
 
     Whole sequences, no gradient, the model in eval mode (restored after); `device` defaults to the model's;
     a task with a `predict(model, batch)` makes its own predictions (a recursive forecast rolls the model
@@ -46,7 +48,8 @@ def evaluate(
     carry = tbptt.Carry()
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    batches = task.val_batches() if split == "val" else task.test_batches()
+    if batches is None:
+        batches = task.val_batches() if split == "val" else task.test_batches()
     with torch.no_grad(), flush_denormals(flush_denormal):
         for i, batch in enumerate(batches):
             where = f"{'validation' if split == 'val' else 'test'} batch {i}"
@@ -56,7 +59,7 @@ def evaluate(
                 carry = tbptt.Carry()
             elif batch.reset is not None and carry.state is not None:
                 carry = tbptt.Carry(tbptt.reset_rows(carry.state, batch.reset))
-            y, carry = _predict(model, task, batch, carry)
+            y, carry = outputs(model, task, batch, carry)
             targets = batch.targets
             if task.output == "sequence":  # the valid steps, as one (1, N, ·) sequence
                 y, targets = tbptt.valid_steps(y, targets, batch.lengths)
@@ -73,14 +76,23 @@ def evaluate(
     return {name: total / count for name, total in totals.items()} if count else {}
 
 
-def _predict(model: nn.Module, task: Task, batch: Any, carry: tbptt.Carry) -> tuple[Any, tbptt.Carry]:
+def outputs(
+    model: nn.Module, task: Task, batch: Any, carry: tbptt.Carry | None = None
+) -> tuple[Any, tbptt.Carry]:
     """The model's outputs for an evaluation batch: the task's own way of predicting when it has one
     (`predict(model, batch)`, e.g. a forecast that feeds the model its own predictions), else the forward."""
+    carry = carry or tbptt.Carry()
     predict = getattr(task, "predict", None)
     if callable(predict):
         return predict(model, batch), carry
     return tbptt.forward(
-        model, batch.inputs, carry, context=0, output=task.output, end=True, lengths=batch.lengths
+        model,
+        batch.inputs,
+        carry,
+        context=0,
+        output=task.output,
+        end=True,
+        lengths=batch.lengths,
     )
 
 
@@ -93,7 +105,7 @@ def check_metric(model: nn.Module, task: Task, device: torch.device, config: Eva
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        y, _ = _predict(model, task, batch.to(device), tbptt.Carry())
+        y, _ = outputs(model, task, batch.to(device))
         Best(config).update({"loss": 0.0, **task.metrics(y, batch.targets)}, 0)  # raises if it is missing
     model.train(was_training)
 

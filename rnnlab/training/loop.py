@@ -31,6 +31,7 @@ from rnnlab.tasks.base import Task, describe
 from rnnlab.training import checkpoint, clipping, record, tbptt
 from rnnlab.training.build import (
     Scheduler,
+    build_model,
     build_optimizer,
     build_scheduler,
     current_lr,
@@ -157,6 +158,8 @@ def train(
     *,
     resume: str | Path | None = None,
     progress: bool = True,
+    label: str = "train",
+    quiet: bool = False,
 ) -> History:
     """Train `model` on `task` as `config` says, writing a run folder; returns the history.
 
@@ -169,6 +172,9 @@ def train(
             on up to `config.steps`, with the settings of `config` that differ from the checkpoint's applied
             on top (see resume.py; the model, task, optimiser name, seed and bptt must not differ).
         progress: show a progress bar.
+        label: the progress bar's label (`rnnlab compare` names the run there).
+        quiet: print nothing, not even the lines said above the bar (verdicts, warnings, rollbacks); the
+            run folder records them all the same (`diagnostics.jsonl`, `events.jsonl`).
 
     Raises:
         Interrupted: on SIGINT (Ctrl-C) or SIGTERM, after the step, a checkpoint and the summary are written
@@ -184,10 +190,36 @@ def train(
         config.out = str(folder)
     config = validate(copy.deepcopy(config) if config else TrainConfig())
     with flush_denormals(config.numerics.flush_denormal):
-        return _train(model, task, config, resume, progress)
+        return _train(model, task, config, resume, progress and not quiet, label, quiet)
 
 
-def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path | None, progress: bool):
+def train_config(
+    config: TrainConfig,
+    *,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    label: str = "train",
+    quiet: bool = False,
+) -> History:
+    """The run a config describes, as `rnnlab train` makes it: seeded as the config says (so the model's
+    initial weights follow the seed), its task and `SequenceModel` built from `[task]` and `[model]`."""
+    from rnnlab.tasks import make_task
+
+    seed_everything(config.seed, config.deterministic)
+    task = make_task(config.task)
+    model = build_model(config.model, task)
+    return train(model, task, config, resume=resume, progress=progress, label=label, quiet=quiet)
+
+
+def _train(
+    model: nn.Module,
+    task: Task,
+    config: TrainConfig,
+    resume: str | Path | None,
+    progress: bool,
+    label: str,
+    quiet: bool,
+):
     # ---- setup: run folder, seeds, device, optimiser, schedule, checkpoints
     ckpt_path = checkpoint_and_folder(Path(resume))[0] if resume is not None else None
     _check(model, task, config)
@@ -227,7 +259,9 @@ def _train(model: nn.Module, task: Task, config: TrainConfig, resume: str | Path
         forward = partial(tbptt.forward, model, context=context, output=task.output)
         windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
         baseline = _baseline(task)
-        bar = ProgressBar(config.steps, s.step, enabled=progress, baseline=baseline)
+        bar = ProgressBar(
+            config.steps, s.step, enabled=progress, description=label, baseline=baseline, quiet=quiet
+        )
         for note in run.notes:
             bar.say(note)
         if changed:

@@ -26,6 +26,7 @@ class ProgressBar:
         description: the bar's label.
         file: where the bar and `say` write (stderr by default).
         baseline: the task's memoryless scores (`Task.baseline()`), shown beside the loss and the metric.
+        quiet: `say` prints nothing either.
     """
 
     def __init__(
@@ -36,12 +37,14 @@ class ProgressBar:
         description: str = "train",
         file: TextIO | None = None,
         baseline: dict[str, float] | None = None,
+        quiet: bool = False,
     ) -> None:
-        self.enabled, self.start, self.t0 = enabled, start, time.perf_counter()
+        self.enabled, self.start, self.t0 = enabled and not quiet, start, time.perf_counter()
+        self.quiet = quiet
         self.baseline = baseline or {}
         self.file = file
         self.bar: Any = None
-        if not enabled:
+        if not self.enabled:
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -70,6 +73,8 @@ class ProgressBar:
 
     def say(self, message: str) -> None:
         """A line above the bar (or on stderr without one): verdicts, rollbacks, early stopping."""
+        if self.quiet:
+            return
         if self.bar is not None:
             self.console.print(message, highlight=False, soft_wrap=True, markup=False)
         else:

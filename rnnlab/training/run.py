@@ -30,7 +30,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -64,13 +64,58 @@ def default_folder(task_name: str) -> Path:
     raise AssertionError("unreachable")
 
 
-def resume_folder(resume: str | Path) -> Path:
-    """The run folder that `resume` names: the folder itself, or the run of a checkpoint file in it."""
+def write_atomically(path: Path, text: str) -> None:
+    """Write `path` through a temporary file beside it (.<name>.tmp-<pid>) renamed over it: a crash
+    leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+#: files that mark a folder as rnnlab's output, which `--overwrite` may delete: a run, a comparison.
+OUTPUT_MARKS = ("config.toml", "summary.json", "metrics.jsonl", "compare.json")
+
+
+def make_room(path: str | Path, overwrite: bool, files: Sequence[str] = ()) -> Path:
+    """Make sure `path` is free for a new output: nothing there, or, with `overwrite`, a file (left for the
+    new one to replace) or a folder rnnlab wrote, removed (a run no process is writing, a comparison, or a
+    folder holding nothing but the `files` the caller writes into it). Anything else is never deleted: a
+    RunFolderError says why (it exists without --overwrite; it is not rnnlab's output; a run is writing
+    it, with its PID)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return path
+    if not overwrite:
+        raise RunFolderError(f"{path} exists; give another name, or replace it with --overwrite")
+    if not path.is_dir():
+        return path  # a file: the new one replaces it atomically when it is written (`write_atomically`)
+    children = list(path.iterdir())
+    runs = [path] if any((path / m).exists() for m in OUTPUT_MARKS[:3]) else []
+    runs += [c for c in children if c.is_dir() and any((c / m).exists() for m in OUTPUT_MARKS[:3])]
+    own = bool(files) and all(c.is_file() and c.name in files for c in children)
+    if children and not runs and not own and not (path / "compare.json").exists():
+        raise RunFolderError(
+            f"{path} is not a folder rnnlab wrote (no {', '.join(OUTPUT_MARKS)}); it is left as it is: "
+            "give another --out"
+        )
+    for run in runs:  # refused, with the holder's PID, while another process writes one of them
+        RunLock.acquire(run).release()
+    shutil.rmtree(path)
+    return path
+
+
+def resume_folder(resume: str | Path, said: str = "--resume: ") -> Path:
+    """The run folder that `resume` names: the folder itself, or the run of a checkpoint file in it; its
+    error begins with `said` (what named the folder)."""
     resume = Path(resume)
     folder = resume.parent.parent if resume.is_file() else resume  # <run>/checkpoints/step-N.pt
     if not (folder / "config.toml").is_file():
+        what = "it does not exist" if not folder.exists() else "config.toml is missing"
         again = f"; it holds no step, so start it again with --out {folder}" if unstarted(folder) else ""
-        raise RunFolderError(f"--resume: no run in {folder} (config.toml is missing){again}")
+        raise RunFolderError(f"{said}no run in {folder} ({what}){again}")
     return folder
 
 
@@ -233,9 +278,7 @@ class RunDir:
         """Replace `name` atomically (temporary file, rename): a crash leaves the old file or the new."""
         if name in self._open:  # appends must go to the new file, not the replaced one
             self._open.pop(name).close()
-        tmp = self.path / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, self.path / name)
+        write_atomically(self.path / name, text)
 
     def write_json(self, name: str, obj: Any) -> None:
         self.write_text(name, json.dumps(_finite(obj), indent=2) + "\n")

@@ -48,7 +48,7 @@ def open_run(folder: str | Path, which: Literal["best", "last"] = "best") -> Sav
         ConfigError: a run whose task or model was built in Python (rebuild it in Python instead).
     """
     given = Path(folder)
-    folder = resume_folder(given)
+    folder = resume_folder(given, said="")
     config = cfg.load(folder / "config.toml")
     check_rebuildable(folder, config)
     checkpoints = Checkpoints(folder / "checkpoints")
