@@ -149,7 +149,7 @@ def test_the_forecast_command_backtests_then_forecasts_the_steps_after_the_last_
     assert (out / "forecast.png").is_file() and (out / "backtest" / "summary.json").is_file()
     assert 'fit_on = "all"' in (out / "final" / "config.toml").read_text()
     # nothing is overwritten
-    assert main([*args, "--out", str(out), "--quiet"]) == 2
+    assert main([*args, "--out", str(out), "--quiet"]) == 1
     assert "exists and is not empty" in capsys.readouterr().err
 
 

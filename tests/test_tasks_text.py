@@ -120,4 +120,4 @@ def test_generate_refuses_a_run_of_another_task(tmp_path, capsys):
     )
     assert main(["generate", str(out)]) == 2
     assert "generate needs a charlm run" in capsys.readouterr().err
-    assert main(["generate", str(tmp_path / "nowhere")]) == 2
+    assert main(["generate", str(tmp_path / "nowhere")]) == 1

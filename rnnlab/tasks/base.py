@@ -27,6 +27,11 @@ solve it (RESULTS.md), which the command line uses for every setting the user le
 `train_batches` draws all its randomness from `generator`, which the loop seeds from the run's seed and the
 epoch number: the same epoch gives the same batches, which is what makes a resumed run exact.
 
+A task that reads real files can also prepare a file of the user's as its test split
+(`input_batches(path)`: the training part's scaling, vocabulary and classes) and turn the model's outputs
+into one plain row per predicted item (`prediction_rows`): what `rnnlab evaluate RUN --input FILE` and
+`rnnlab predict` use. A classifier's rows come from its `classes`; the other tasks raise a ConfigError.
+
 A stream task (`stream = True`) cuts one long sequence per batch row into consecutive batches (`batchify`);
 with `bptt.stateful` the loop carries the state from each batch into the next and resets it at the start of
 every epoch and for the rows that `Batch.reset` marks (a document boundary).
@@ -37,13 +42,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnlab.errors import DataError
+from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks.config import TaskConfig
 
 Output = Literal["last", "sequence"]
@@ -52,17 +58,20 @@ Output = Literal["last", "sequence"]
 @dataclass
 class Batch:
     """One batch: inputs (B, T, I), or int64 token ids (B, T) for a task with a `vocab_size`; targets;
-    optional lengths (B,); reset (B,) bool rows that start afresh."""
+    optional lengths (B,); reset (B,) bool rows that start afresh; optionally ids, what each row is in the
+    file it was read from (a sequence's id, a wav's name, the times a window forecasts), for
+    `Task.prediction_rows`."""
 
     inputs: Tensor
     targets: Tensor
     lengths: Tensor | None = None
     reset: Tensor | None = None
+    ids: tuple[Any, ...] | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         lengths = None if self.lengths is None else self.lengths.to(device)
         reset = None if self.reset is None else self.reset.to(device)
-        return Batch(self.inputs.to(device), self.targets.to(device), lengths, reset)
+        return Batch(self.inputs.to(device), self.targets.to(device), lengths, reset, self.ids)
 
 
 class Task(ABC):
@@ -75,6 +84,8 @@ class Task(ABC):
     stream: bool = False
     #: for a task whose inputs are token ids (B, T): how many ids there are (0 the padding); None: features.
     vocab_size: int | None = None
+    #: a classifier's class names, class id k is `classes[k]`; empty for a task that does not classify.
+    classes: tuple[str, ...] = ()
     #: the settings a registered task declares (a TaskConfig subclass); None for a task built in Python.
     Settings: ClassVar[type[TaskConfig] | None] = None
     #: training settings that solve this task, as config overrides {"model.cell": "lstm", ...} (RESULTS.md).
@@ -99,6 +110,43 @@ class Task(ABC):
     def metrics(self, outputs: Tensor, targets: Tensor) -> dict[str, float]:
         """Task metrics on one batch (the loss is reported anyway)."""
         return {}
+
+    def input_batches(self, path: Path, labelled: bool = True) -> list[Batch]:
+        """The batches of a file (or folder) of the user's, in the format this task reads its own data in,
+        prepared exactly as its test split (the training part's scaling, vocabulary, classes and feature
+        order), in file order. `labelled=False` (to predict): the file may lack its labels or targets, and
+        the batches' targets are placeholders (class -1, zeros) that no one reads.
+
+        Raises:
+            ConfigError: the task makes its own data and reads no files (the default).
+            DataError: naming the file and what is wrong with it.
+        """
+        raise ConfigError(
+            f"the {self.name} task generates its data and reads no input files; evaluate it on its test "
+            "split: rnnlab evaluate RUN"
+        )
+
+    def prediction_rows(self, outputs: Tensor, batch: Batch) -> list[dict[str, Any]]:
+        """One row of plain values (JSON and CSV can hold them) per item predicted in `batch`, from the
+        model's `outputs` for it (a task with `predict` gives them: `predict(model, batch)`).
+
+        A classifier (a task with `classes` and one output per sequence) gives, per sequence, "id" where the
+        batch has ids, "predicted" (the most probable class's name), "probability" (its softmax), and
+        "label" (the true class's name) where the batch holds one (a target >= 0). Any other task raises a
+        ConfigError unless it has rows of its own."""
+        if not self.classes or self.output != "last":
+            raise ConfigError(f"the {self.name} task makes no per-item predictions")
+        probabilities = torch.softmax(outputs.detach().double().cpu(), dim=-1)  # (B, C)
+        best, predicted = probabilities.max(dim=-1)
+        labels = batch.targets.reshape(-1).tolist()
+        rows = []
+        for i, (k, p, label) in enumerate(zip(predicted.tolist(), best.tolist(), labels, strict=True)):
+            row: dict[str, Any] = {} if batch.ids is None else {"id": batch.ids[i]}
+            row |= {"predicted": self.classes[k], "probability": p}
+            if label >= 0:
+                row["label"] = self.classes[label]
+            rows.append(row)
+        return rows
 
     def artifacts(self) -> dict[str, str]:
         """Files the run folder keeps beside the model, name -> text (a vocabulary: `vocab.json`), written
@@ -290,6 +338,19 @@ def check_data(inputs: Tensor, targets: Tensor, loss: str, which: str = "") -> b
             at = tuple(int(i) for i in torch.nonzero(~torch.isfinite(t))[0])
             raise DataError(f"{which}{name} contain NaN or Inf (the first at {list(at)}: {t[at].item()})")
     return per_step
+
+
+def class_ids(names: Iterable[str], classes: tuple[str, ...], where: str) -> Tensor:
+    """int64 (N,): the index in `classes` (the training part's) of each label name; a DataError starting
+    with `where` (the file) naming the first label that is not a class, and the classes there are."""
+    index = {name: k for k, name in enumerate(classes)}
+    ids = []
+    for name in names:
+        if name not in index:
+            known = ", ".join(map(repr, classes))
+            raise DataError(f"{where}: the label {name!r} is not one of the run's classes: {known}")
+        ids.append(index[name])
+    return torch.tensor(ids, dtype=torch.int64)
 
 
 def batchify(inputs: Tensor, targets: Tensor, seq_len: int) -> list[Batch]:

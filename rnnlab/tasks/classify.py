@@ -11,10 +11,16 @@ reaches the state that is classified. Features are standardised per channel with
 statistics. The test split is the data set's own where it has one (JapaneseVowels' files; a pattern with
 {index}: recordings below `test_below`, the Free Spoken Digit Dataset's rule), else a stratified
 `test_fraction`; validation is a stratified share of the training part. Baseline: the majority class.
+
+A file of the user's to evaluate on or predict for (`input_batches`) is read as the task's own data is:
+a JapaneseVowels-style .ts file, a folder of wavs named by the task's pattern (to predict: any .wav names),
+or a long CSV with the task's id, order and feature columns (in the training CSV's order) and its label
+column (which prediction does without); its labels must be training classes.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnlab.errors import ConfigError
+from rnnlab.errors import ConfigError, DataError
 from rnnlab.settings import option
-from rnnlab.tasks.base import Batch, Task
+from rnnlab.tasks.base import Batch, Task, class_ids
 from rnnlab.tasks.config import TaskConfig
 from rnnlab.tasks.sequence_files import (
     FSDD_PATTERN,
@@ -35,6 +41,7 @@ from rnnlab.tasks.sequence_files import (
     pattern_regex,
     read_audio_folder,
     read_long_csv,
+    read_ts,
 )
 from rnnlab.tasks.text_files import stratified_split
 
@@ -102,6 +109,8 @@ class ClassifyTask(Task):
             batch_size,
             seed,
         )
+        #: a CSV's feature columns, in the order the model reads them (empty for audio and .ts files)
+        self.feature_names: tuple[str, ...] = ()
         train, test = self._read()
         val_mask = stratified_split(train.labels, val_fraction, seed)
         self.train = train.subset(torch.nonzero(~val_mask).squeeze(1))
@@ -131,17 +140,62 @@ class ClassifyTask(Task):
                 if bool(held.any()) and not bool(held.all()):
                     return _parts(every, held)
         else:
-            columns = [c.strip() for c in self.feature_columns.split(",") if c.strip()] or None
-            every = read_long_csv(path, self.id_column, self.order_column, columns, self.label_column)
+            self.feature_names = tuple(self._feature_columns(path))
+            every = read_long_csv(
+                path, self.id_column, self.order_column, self.feature_names, self.label_column
+            )
         return _parts(every, stratified_split(every.labels, self.test_fraction, self.seed))
 
-    def _batches(self, data: Sequences, order: Tensor) -> Iterable[Batch]:
+    def _feature_columns(self, path: Path) -> list[str]:
+        """The CSV's feature columns: those `feature_columns` names, else every column of its header but
+        the id, order and label columns."""
+        named = [c.strip() for c in self.feature_columns.split(",") if c.strip()]
+        others = (self.id_column, self.order_column, self.label_column)
+        return named or [column for column in _csv_header(path) if column not in others]
+
+    def input_batches(self, path: Path, labelled: bool = True) -> list[Batch]:
+        """A .ts file, a folder of wavs or a long CSV (see the module docstring), standardised with the
+        training statistics, in file order (a folder's files sorted by name; the rows carry their ids:
+        the CSV's sequence ids, the wavs' names)."""
+        path = Path(path)
+        data = self._read_input(path, labelled)
+        if data.feature_size != self.input_size:
+            raise DataError(
+                f"{path}: {data.feature_size} features per step, but the run's model reads {self.input_size}"
+            )
+        for i, x in enumerate(data.features):
+            if not bool(torch.isfinite(x).all()):
+                which = data.ids[i] if data.ids is not None else f"number {i + 1}"
+                raise DataError(f"{path}: sequence {which} holds NaN (a missing value, '?')")
+        if labelled:
+            labels = class_ids((data.classes[k] for k in data.labels.tolist()), self.classes, str(path))
+        else:
+            labels = torch.full((len(data),), -1, dtype=torch.int64)
+        return list(self._batches(data, torch.arange(len(data)), labels))
+
+    def _read_input(self, path: Path, labelled: bool) -> Sequences:
+        if path.is_dir():
+            return read_audio_folder(path, self.pattern if labelled else _any_name(self.pattern))
+        if not path.is_file():
+            raise DataError(f"{path}: no such file or folder")
+        if path.suffix.lower() == ".ts":
+            return read_ts(path)
+        columns = list(self.feature_names) or self._feature_columns(path)
+        # without labels, the sequence id stands in for the label column, which the file may lack
+        label = self.label_column if labelled else self.id_column
+        return read_long_csv(path, self.id_column, self.order_column, columns, label)
+
+    def _batches(self, data: Sequences, order: Tensor, labels: Tensor | None = None) -> Iterable[Batch]:
+        """Batches of the sequences at `order`, standardised and padded, with their `labels` (default:
+        the data's own) and ids."""
+        labels = data.labels if labels is None else labels
         for i in range(0, len(order), self.batch_size):
             rows = order[i : i + self.batch_size].tolist()
             seqs = [(data.features[r] - self.mean) / self.std for r in rows]
             lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
             x = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True)
-            yield Batch(x, data.labels[rows], lengths)
+            ids = None if data.ids is None else tuple(data.ids[r] for r in rows)
+            yield Batch(x, labels[rows], lengths, ids=ids)
 
     def train_batches(self, generator: torch.Generator) -> Iterable[Batch]:
         return self._batches(self.train, torch.randperm(len(self.train), generator=generator))
@@ -184,6 +238,24 @@ class ClassifyTask(Task):
             "eval.mode": "max",
             "checkpoint.every": 500,
         }
+
+
+def _any_name(pattern: str) -> str:
+    """A pattern that any file name at `pattern`'s depth and with its ending matches: "{label}.wav" for
+    the top folder (the "label" is then the name, which prediction ignores)."""
+    folders = "".join(f"{{folder{i}}}/" for i in range(pattern.count("/")))
+    return f"{folders}{{label}}{Path(pattern).suffix}"
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The first non-blank row of a CSV file; a DataError naming the file when it cannot be read."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return next((row for row in csv.reader(f) if row), [])
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{path}: not a UTF-8 CSV file ({e})") from None
 
 
 def _parts(every: Sequences, held: Tensor) -> tuple[Sequences, Sequences]:

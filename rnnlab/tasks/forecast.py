@@ -23,12 +23,20 @@ in-sample error on the training part). The baseline beside them is the naive for
 repeated) on the same windows; `baselines(split)` adds the seasonal naive forecast and exponential smoothing
 (statsmodels' ETS, fitted on the training and validation parts) on exactly the same points, and
 `summary.json` records them for the test split.
+
+A CSV of the user's to evaluate on or predict for (`input_batches`) is in the format of the run's series:
+its target and feature columns, and its time column when the run had one (a bundled series' file has the
+target column and its rows are the steps). It is scaled (and logged) as the training rows were. To evaluate:
+every window of the file, `lookback` steps then the `horizon` after them, in one batch; to predict: the
+`horizon` steps after the file's last row, rows {"time", "step", "forecast"} on the original scale
+(`prediction_rows`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -169,12 +177,68 @@ class ForecastTask(Task):
             nxt = self.scaled[starts] - levels
             targets = np.concatenate([nxt, levels[:, :1]], axis=1)
             return torch.from_numpy(x).float(), torch.from_numpy(targets).float()
-        x, y = fc.windows(self.scaled, self.lookback, self.horizon, start, end)
+        windows = self._relative(self.scaled, self.data.times, start, end)
+        return windows.inputs, windows.targets
+
+    def _relative(self, scaled: np.ndarray, times: np.ndarray, start: int, end: int) -> Batch:
+        """Every window of the `scaled` rows with its targets in [start, end), relative to its level (see
+        `_windows`), each with the `times` of its targets as its id."""
+        x, y = fc.windows(scaled, self.lookback, self.horizon, start, end)
         levels = x[:, -1:, :].copy()  # (W, 1, F): each column relative to its last value read
         x -= levels
         level = levels[:, 0, :1]  # the target's, (W, 1)
         targets = np.concatenate([y - level, level], axis=1)
-        return torch.from_numpy(x).float(), torch.from_numpy(targets).float()
+        starts = fc.window_starts(len(scaled), self.lookback, self.horizon, start, end)
+        ids = tuple(tuple(_plain(times[s : s + self.horizon])) for s in starts)
+        return Batch(torch.from_numpy(x).float(), torch.from_numpy(targets).float(), ids=ids)
+
+    def input_batches(self, path: Path, labelled: bool = True) -> list[Batch]:
+        """A CSV in the format of the run's series (see the module docstring), scaled as the training rows:
+        every window of it (`labelled`), or the window of its last `lookback` rows, whose targets are
+        zeros but for its level (the last column, as every window's), with the times of the `horizon`
+        steps after the file as its id."""
+        path = Path(path)
+        time = self.time if self.path else ""
+        data = read_series_csv(path, self.data.target, time or None, self.data.columns[1:], self.gaps)  # type: ignore[arg-type]
+        need = self.lookback + (self.horizon if labelled else 0)
+        if len(data) < need:
+            what = f"lookback {self.lookback} + horizon {self.horizon}" if labelled else "lookback"
+            raise DataError(f"{path}: {len(data)} rows, but one window needs {what} = {need} of them")
+        scaled = self._scaled(data, path)
+        if labelled:
+            return [self._relative(scaled, data.times, 0, len(data))]
+        x = self._last_window(scaled)
+        targets = torch.zeros(1, self.horizon + 1)
+        targets[:, -1] = float(scaled[-1, 0])
+        times = self._times_after(data.times, data.frequency or self.data.frequency, path)
+        return [Batch(x, targets, ids=(tuple(_plain(times)),))]
+
+    def _scaled(self, data: Series, where: Path) -> np.ndarray:
+        """A series' values modelled (logged) and scaled as the training rows were."""
+        values = data.values.copy()
+        for column in np.flatnonzero(self.logged):
+            bad = np.flatnonzero(values[:, column] <= 0)
+            if bad.size:
+                raise DataError(
+                    f"{where}: column {data.columns[column]!r} holds {values[bad[0], column]:g} (its row "
+                    f"{bad[0] + 1}), but the run models it as its log, which needs values above 0"
+                )
+            values[:, column] = np.log(values[:, column])
+        return self.scaler.transform(values)
+
+    def prediction_rows(self, outputs: Tensor, batch: Batch) -> list[dict[str, Any]]:
+        """The forecasts (W, horizon) of `batch` (`predict(model, batch)`'s) on the original scale, one row
+        per window and step ahead: {"time": the step's time, "step": 1..horizon, "forecast": value}."""
+        level = batch.targets[:, -1:].double().cpu().numpy()
+        values = self.to_values(outputs, level)  # (W, horizon)
+        rows = []
+        for i, window in enumerate(values.tolist()):
+            times = batch.ids[i] if batch.ids is not None else [None] * self.horizon
+            rows += [
+                {"time": t, "step": k, "forecast": v}
+                for k, (t, v) in enumerate(zip(times, window, strict=True), start=1)
+            ]
+        return rows
 
     def predict(self, model: Any, batch: Batch) -> Tensor:
         """The forecasts (W, horizon) of an evaluation batch: the model's outputs (direct), or the model
@@ -198,7 +262,11 @@ class ForecastTask(Task):
     def future_inputs(self) -> Tensor:
         """The model's input for the `horizon` steps after the series ends: its last `lookback` rows,
         relative to their level, (1, lookback, F)."""
-        x = self.scaled[-self.lookback :][None].copy()
+        return self._last_window(self.scaled)
+
+    def _last_window(self, scaled: np.ndarray) -> Tensor:
+        """(1, lookback, F): the last `lookback` rows of `scaled`, relative to the last one."""
+        x = scaled[-self.lookback :][None].copy()
         x -= x[:, -1:, :]
         return torch.from_numpy(x).float()
 
@@ -212,12 +280,16 @@ class ForecastTask(Task):
 
     def future_times(self) -> np.ndarray:
         """The timestamps (or step numbers) of the `horizon` steps after the series' end."""
-        times = self.data.times
+        return self._times_after(self.data.times, self.data.frequency, self.data.name)
+
+    def _times_after(self, times: np.ndarray, freq: str | None, where: Any) -> np.ndarray:
+        """The `horizon` timestamps (or step numbers) after the last of `times`, at the step `freq`."""
         if times.dtype.kind != "M":
             return times[-1] + np.arange(1, self.horizon + 1)
         import pandas as pd
 
-        freq = self.data.frequency
+        if freq is None and len(times) < 2:
+            raise DataError(f"{where}: a single timestamp and no regular step: no time to forecast at")
         if freq is None:  # irregular dates (trading days): step by the median gap
             step = np.median(np.diff(times[-min(len(times), 50) :]))
             return times[-1] + step * np.arange(1, self.horizon + 1)
@@ -232,10 +304,12 @@ class ForecastTask(Task):
             yield Batch(x[rows], y[rows])
 
     def val_batches(self) -> Iterable[Batch]:
-        return [Batch(*self._windows("val"))]  # one batch: RMSE and MASE over all the windows exactly
+        return [
+            self._relative(self.scaled, self.data.times, *self._parts["val"])
+        ]  # one batch: RMSE and MASE over all the windows exactly
 
     def test_batches(self) -> Iterable[Batch]:
-        return [Batch(*self._windows("test"))]
+        return [self._relative(self.scaled, self.data.times, *self._parts["test"])]
 
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return F.mse_loss(outputs, targets[:, :-1])
@@ -307,6 +381,13 @@ class ForecastTask(Task):
         if period >= 12:
             recipe["task.lookback"] = 3 * period
         return recipe
+
+
+def _plain(times: np.ndarray) -> list[Any]:
+    """Timestamps as ISO text ("1961-01-01", "1986-03-31T12:30"), or step numbers as ints."""
+    if times.dtype.kind == "M":
+        return [str(t) for t in np.datetime_as_string(times, unit="auto")]
+    return [int(t) for t in times]
 
 
 __all__ = ["ForecastTask"]

@@ -226,6 +226,21 @@ def read_mnist_csv(path: PathLike) -> tuple[Tensor, Tensor]:
         DataError: naming the file (and the row, counting from 1) of a wrong column count, a cell that is
             not an integer, or a value out of range.
     """
+    images, labels = read_pixels_csv(path)
+    assert labels is not None
+    return images, labels
+
+
+def read_pixels_csv(
+    path: PathLike, shape: tuple[int, int] = (28, 28), classes: int = 10, unlabelled: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """The images uint8 (N, H, W) and labels int64 (N,) of a CSV of `shape` images in mnist_5k's format
+    (see `read_mnist_csv`), labels 0..classes-1; with `unlabelled`, rows of the H*W pixels alone are
+    allowed too (every row alike), and then the labels are None.
+
+    Raises:
+        DataError: as `read_mnist_csv`'s.
+    """
     path = Path(path)
     try:
         rows = _read_bytes(path).decode("ascii").splitlines()
@@ -235,25 +250,31 @@ def read_mnist_csv(path: PathLike) -> tuple[Tensor, Tensor]:
         rows.pop()
     if not rows:
         raise DataError(f"{path}: holds no rows")
-    columns = MNIST_PIXELS + 1
+    pixels_per_image = shape[0] * shape[1]
+    widths = (pixels_per_image + 1, pixels_per_image) if unlabelled else (pixels_per_image + 1,)
+    width = rows[0].count(",") + 1
     for number, row in enumerate(rows, start=1):
-        if row.count(",") != columns - 1:
+        count = row.count(",") + 1
+        if count not in widths or count != width:
+            alone = f" or {pixels_per_image} (the pixels alone, in every row)" if unlabelled else ""
             raise DataError(
-                f"{path}: row {number} has {row.count(',') + 1} columns, expected {columns} "
-                f"({MNIST_PIXELS} pixels, then the label)"
+                f"{path}: row {number} has {count} columns, expected {pixels_per_image + 1} "
+                f"({pixels_per_image} pixels, then the label){alone}"
             )
     try:
         values = np.loadtxt(rows, delimiter=",", dtype=np.int64, comments=None, ndmin=2)
     except ValueError as error:
         raise DataError(f"{path}: {_first_non_integer(rows) or error}") from None
-    pixels, labels = values[:, :MNIST_PIXELS], values[:, MNIST_PIXELS]
-    bad_pixel = ((pixels < 0) | (pixels > 255)).any(axis=1)
-    bad_label = (labels < 0) | (labels > 9)
-    for what, bad, high in (("a pixel", bad_pixel, 255), ("the label", bad_label, 9)):
+    pixels = values[:, :pixels_per_image]
+    labels = values[:, pixels_per_image] if width > pixels_per_image else None
+    checks = [("a pixel", ((pixels < 0) | (pixels > 255)).any(axis=1), 255)]
+    if labels is not None:
+        checks.append(("the label", (labels < 0) | (labels >= classes), classes - 1))
+    for what, bad, high in checks:
         if bad.any():
             raise DataError(f"{path}: row {int(bad.argmax()) + 1}: {what} is outside 0..{high}")
-    images = pixels.astype(np.uint8).reshape(-1, 28, 28)
-    return torch.from_numpy(images), torch.from_numpy(np.ascontiguousarray(labels))
+    images = torch.from_numpy(pixels.astype(np.uint8).reshape(-1, *shape))
+    return images, None if labels is None else torch.from_numpy(np.ascontiguousarray(labels))
 
 
 def _first_non_integer(rows: list[str]) -> str:

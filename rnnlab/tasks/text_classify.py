@@ -18,12 +18,19 @@ of each one's F1 = 2 TP / (2 TP + FP + FN), over the classes that occur in the t
 (as scikit-learn's `f1_score(average="macro")`). The validation and test sets are one batch each, so that
 macro-F1, which is not a mean over texts, is the whole set's. Baseline: the training part's majority
 class, and the loss of predicting the training part's class frequencies.
+
+A CSV of the user's to evaluate on or predict for (`input_batches`) has the task's text column (and its
+label column, which prediction does without; the labels must be training classes); it is tokenised and
+encoded with the training vocabulary, unknown tokens as "<unk>", into one batch, as the test texts are.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,9 +39,9 @@ from torch import Tensor
 
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.settings import option
-from rnnlab.tasks.base import Batch, Task
+from rnnlab.tasks.base import Batch, Task, class_ids
 from rnnlab.tasks.config import TaskConfig
-from rnnlab.tasks.text_files import Labelled, load_rotten_tomatoes, read_text_csv, stratified_split
+from rnnlab.tasks.text_files import Labelled, decode, load_rotten_tomatoes, read_text_csv, stratified_split
 from rnnlab.tasks.vocab import WordVocab, tokenize
 
 DATASETS = ("rotten_tomatoes",)
@@ -156,6 +163,20 @@ class TextTask(Task):
             x = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=WordVocab.pad_id)
             yield Batch(x, data.labels[rows], lengths)  # x (B, T) ids, 0 past each length
 
+    def input_batches(self, path: Path, labelled: bool = True) -> list[Batch]:
+        """The texts of a CSV (a TSV when named .tsv) with the task's text column, and label column when
+        `labelled`, as one batch of ids of the training vocabulary, in file order (see the module
+        docstring); without labels, the targets are -1."""
+        path = Path(path)
+        texts, names = _read_rows(path, self.text_column, self.label_column if labelled else None)
+        if labelled:
+            labels = class_ids(names, self.classes, str(path))
+        else:
+            labels = torch.full((len(texts),), -1, dtype=torch.int64)
+        ids = tuple(self.vocab.encode(tokenize(text)[: self.max_length]) for text in texts)
+        data = Encoded(tuple(texts), ids, labels)
+        return list(self._batches(data, torch.arange(len(data)), len(data)))
+
     def train_batches(self, generator: torch.Generator) -> Iterable[Batch]:
         order = torch.randperm(len(self.train), generator=generator)
         return self._batches(self.train, order, self.batch_size)
@@ -235,6 +256,59 @@ def macro_f1(predicted: Tensor, targets: Tensor, num_classes: int) -> float:
         return 0.0
     f1 = 2 * true_positive[present] / (in_targets + in_predicted)[present]
     return float(f1.mean())
+
+
+def _read_rows(path: Path, text_column: str, label_column: str | None) -> tuple[list[str], list[str]]:
+    """The texts of a CSV with a header (a TSV when named .tsv) and, with a `label_column`, their labels
+    (white space around them dropped). Unlike `read_text_csv` it takes one class or none: a file to
+    evaluate on or predict for need not hold every class.
+
+    Raises:
+        DataError: starting with the path: the file is missing, empty or not UTF-8; a column is missing;
+            a row (counted from 1 after the header, with its line) has the wrong number of cells or an
+            empty text or label; there are no rows.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
+    text = decode(data, str(path))
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    texts, labels = [], []
+    try:
+        header = [cell.strip() for cell in next(reader, [])]
+        wanted = [text_column] + ([label_column] if label_column else [])
+        for column in wanted:
+            if column not in header:
+                raise DataError(
+                    f"{path}: no column {column!r}; its columns are {', '.join(map(repr, header))}"
+                )
+        at = [header.index(column) for column in wanted]
+        line, number = reader.line_num, 0
+        for row in reader:
+            start, line = line + 1, reader.line_num
+            if not row:
+                continue
+            number += 1
+            where = f"{path}: row {number} (line {start})"
+            if len(row) != len(header):
+                raise DataError(f"{where} has {len(row)} cells, the header has {len(header)}")
+            for column, k in zip(wanted, at, strict=True):
+                if not row[k].strip():
+                    raise DataError(f"{where}, column {column!r}: the cell is empty")
+            texts.append(row[at[0]])
+            if label_column:
+                labels.append(row[at[1]].strip())
+    except csv.Error as error:
+        raise DataError(f"{path}: line {reader.line_num}: not a valid CSV ({error})") from None
+    if not texts:
+        raise DataError(f"{path}: holds no rows of text after its header")
+    return texts, labels
 
 
 def _with_classes(data: Labelled, classes: tuple[str, ...]) -> Labelled:
