@@ -7,6 +7,7 @@ Each function takes what a probe produced — a `Report`, its `to_dict()`, or a 
     profile_plot(report)              ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) over t at one probe, log scale
     spectral_radius_plot(history)     spectral radius of every recurrent gate block over training
     saturation_bars(report)           saturated tanh units, sigmoid gates, closed keep gates per layer
+    keep_gate_plot(history)           the keep gate's median and quantiles per layer over training
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from rnnlab.diagnostics.saturation import KEEP_CLOSED
 
 Record = Mapping[str, Any]
 
@@ -148,6 +151,39 @@ def saturation_bars(report: Any) -> Figure:
     ax.set(ylabel="share of activations", title="saturation")
     ax.legend(fontsize="small")
     return fig
+
+
+def keep_gate_plot(history: Sequence[Record], layer: str | None = None) -> Figure:
+    """The keep gate (LSTM f, GRU z) of every layer that has one over training steps: its median, the
+    25-75% and 5-95% bands of its values, and the line below which a gate counts as closed."""
+    if not history:
+        raise ValueError("the history is empty: no probe has run yet")
+    names = [n for n in _layers(history[-1], layer) if _keep_gate(history[-1], n) is not None]
+    if not names:
+        raise ValueError("no layer of the diagnostics has a keep gate (LSTM f, GRU z)")
+    fig, (ax,) = _figure()
+    steps = np.array([r.get("step", i) for i, r in enumerate(history)], dtype=float)
+    for i, name in enumerate(names):
+        color = f"C{i % 10}"
+        q = {
+            key: np.array(
+                [((_keep_gate(r, name) or {}).get("quantiles") or {}).get(key) for r in history], float
+            )
+            for key in ("q05", "q25", "q50", "q75", "q95")
+        }
+        gate = (_keep_gate(history[-1], name) or {}).get("name", "keep")
+        ax.fill_between(steps, q["q05"], q["q95"], color=color, alpha=0.12, lw=0)
+        ax.fill_between(steps, q["q25"], q["q75"], color=color, alpha=0.3, lw=0)
+        ax.plot(steps, q["q50"], color=color, marker=".", label=f"{name} {gate}: median, 25-75%, 5-95%")
+    ax.axhline(KEEP_CLOSED, color="grey", lw=0.8, ls=":", label=f"closed below {KEEP_CLOSED:g}")
+    ax.set_ylim(0, 1)
+    ax.set(xlabel="training step", ylabel="keep gate value", title="keep gate over training")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _keep_gate(record: Record, name: str) -> Mapping[str, Any] | None:
+    return ((record.get("layers", {}).get(name) or {}).get("saturation") or {}).get("keep_gate")
 
 
 def _saturation(sat: Mapping[str, Any], kind: str) -> float:
