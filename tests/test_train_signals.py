@@ -149,7 +149,7 @@ def test_two_processes_one_folder_and_two_signals_from_outside(tmp_path, capsys)
             wait_for(lambda: metrics.is_file() and metrics.read_text().count("\n") >= 1, proc, "a first step")
             # a second writer, fresh or resuming, is refused in one line naming the holder
             for second in (args, ["train", "--resume", str(out), "--quiet"]):
-                assert main(second) == 2
+                assert main(second) == 1
                 err = capsys.readouterr().err
                 assert err == (
                     f"rnnlab train: error: run folder {out} is in use by another run (PID {proc.pid}); "
