@@ -21,6 +21,7 @@ from rnnlab.cells import (
 )
 from rnnlab.diagnostics import jacobian_products, time_profile, watch
 from rnnlab.errors import ConfigError, UserError
+from rnnlab.exporting import export
 from rnnlab.layers import GRU, LSTM, RNN, IndRNN, LayerNormGRU, LayerNormLSTM, Recurrent
 from rnnlab.models import SequenceModel
 from rnnlab.numerics import flush_denormals
@@ -70,6 +71,7 @@ __all__ = [
     "History",
     "evaluate",
     "train",
+    "export",
     "tasks",
     # config
     "TrainConfig",

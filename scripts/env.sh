@@ -12,9 +12,9 @@ py="$venv/bin/python"
 stamp="$venv/.rnnlab-installed"
 want="torch==$TORCH_VERSION $(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setting up $venv (torch==$TORCH_VERSION, then rnnlab[dev]) ..." >&2
+    echo "setting up $venv (torch==$TORCH_VERSION, then rnnlab[dev,export]) ..." >&2
     "$py" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
-    "$py" -m pip install -q --disable-pip-version-check -e ".[dev]"
+    "$py" -m pip install -q --disable-pip-version-check -e ".[dev,export]"
     echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

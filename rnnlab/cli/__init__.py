@@ -9,6 +9,7 @@
     rnnlab predict runs/x --input FILE --out preds.csv    # a prediction per sequence of a file
     rnnlab diagnose runs/x | --config FILE                # the verdict of one probe, with remedies as flags
     rnnlab report runs/a runs/b --out report.html         # one self-contained page of several runs
+    rnnlab export runs/x --out model.onnx                 # ONNX or TorchScript, checked against the model
     rnnlab forecast --csv sales.csv --target sales --horizon 12 --out fc/   # backtest + forecast
     rnnlab generate runs/charlm-... --prompt "ROMEO:"      # text from a character-level model
     rnnlab data list                                      # the packaged data sets, here or not
@@ -125,6 +126,7 @@ def commands_in_order() -> list[Callable[[Any, Sequence[str]], None]]:
         runs.add_predict,
         runs.add_diagnose,
         runs.add_report,
+        runs.add_export,
         data.add_forecast,
         data.add_generate,
         data.add_data,

@@ -165,6 +165,55 @@ def run_predict(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------------------- export
+
+
+def add_export(commands: Any, argv: Sequence[str]) -> None:
+    p = commands.add_parser(
+        "export",
+        help="a run's model as ONNX or TorchScript, checked against the model",
+        description=(
+            "Write a run's model (LSTM, GRU or RNN cells) as an ONNX file (onnxruntime, TensorRT, ...) or "
+            "a TorchScript module, with dynamic batch and time: (input, h0[, c0]) -> (output, hn[, cn]). "
+            "The file is then run on random inputs at two lengths and its largest difference from the "
+            "model printed (ONNX needs pip install 'rnnlab[export]'). Example: rnnlab export runs/x "
+            "--format onnx --out model.onnx"
+        ),
+    )
+    add_run_argument(p)
+    p.add_argument("--format", choices=("onnx", "torchscript"), help="default: from --out's name (.onnx)")
+    p.add_argument("--out", metavar="FILE", required=True, help="the file to write (.onnx, .pt)")
+    p.add_argument("--length", type=int, default=16, help="time steps of the example traced (default 16)")
+    add_common(p, overwrite=True)
+    p.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace, extra: list[str]) -> int:
+    from rnnlab.exporting import export, verify
+    from rnnlab.training.run import make_room
+    from rnnlab.training.saved import open_run
+
+    no_extra(extra)
+    if args.length < 1:
+        raise ConfigError(f"--length: at least 1, got {args.length}")
+    make_room(args.out, args.overwrite)
+    run = open_run(args.run, args.checkpoint)
+    path = export(run.model, args.out, args.format, length=args.length)
+    lengths = (args.length, 2 * args.length + 9)
+    worst = verify(run.model, path, lengths)
+    print(
+        f"{path}: {run.folder} at step {run.step} ({run.checkpoint.name}); the largest difference from the "
+        f"model at T = {lengths[0]} and {lengths[1]}: {worst:.1e}"
+    )
+    if worst > 1e-4:
+        print(
+            f"rnnlab export: error: {path} differs from the model by {worst:.1e}; please report it",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ diagnose
 
 
