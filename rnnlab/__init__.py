@@ -31,6 +31,7 @@ from rnnlab.training import (
     CheckpointConfig,
     ClipConfig,
     DiagnosticsConfig,
+    DistributedConfig,
     EvalConfig,
     GuardConfig,
     History,
@@ -86,6 +87,7 @@ __all__ = [
     "CheckpointConfig",
     "DiagnosticsConfig",
     "NumericsConfig",
+    "DistributedConfig",
     # errors
     "UserError",
     "ConfigError",

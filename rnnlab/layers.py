@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrize import type_before_parametrizations
 from torch.nn.utils.rnn import PackedSequence
 
-from rnnlab import autograd_scan, bptt, fused, inputs
+from rnnlab import autograd_scan, bptt, fused, inputs, numerics
 from rnnlab.cells import (
     Cell,
     GRUCell,
@@ -301,8 +301,12 @@ class Recurrent(nn.Module):
                 train=self.training,
                 bidirectional=self.bidirectional,
             )
-        else:
-            out, final = self._unrolled(x, state, lengths)
+        else:  # rnnlab's kernels in the weights' precision, also inside a mixed-precision forward
+            if torch.is_autocast_enabled(x.device.type):  # a 16-bit input or state: up to the weights'
+                w = self.first_weight.dtype
+                x, state = x.to(w), tuple(h.to(w) for h in state)
+            with numerics.full_precision(x):
+                out, final = self._unrolled(x, state, lengths)
 
         if unbatched:
             out, final = out.squeeze(1), tuple(f.squeeze(1) for f in final)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -48,3 +49,11 @@ def flush_denormals(enabled: bool = True) -> Iterator[bool]:
     finally:
         if supported:
             torch.set_flush_denormal(before)
+
+
+def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+    """Autocast off for the block when it is on for `x`'s device: rnnlab's own recurrent kernels compute
+    in the weights' precision (float32) inside a mixed-precision forward (`training/precision.py`)."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(x.device.type, enabled=False)
+    return contextlib.nullcontext()

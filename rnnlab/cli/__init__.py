@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(argv)
         args, extra = parser.parse_known_args(argv)
+        args.argv = argv  # what a command that starts others (train --nproc) passes on
         if not hasattr(args, "handler"):
             parser.print_help(sys.stderr)
             return 2
@@ -77,9 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rnnlab {command}: interrupted".replace("  ", " "), file=sys.stderr)
         return 130
     except (UserError, OSError) as e:
+        rank = os.environ.get("RANK", "0")  # a process of a distributed run (torchrun)
         if debug:
             traceback.print_exc()
-        print(f"{_prog(command)}: error: {e}", file=sys.stderr)
+        if rank == "0" or not isinstance(e, ConfigError):  # a config error is every rank's: rank 0 says it
+            where = "" if rank == "0" else f" (rank {rank})"
+            sys.stderr.write(f"{_prog(command)}{where}: error: {e}\n")  # one write: ranks do not interleave
         return 2 if isinstance(e, ConfigError) else 1
     except Exception:
         traceback.print_exc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,14 @@ def add_train(commands: Any, argv: Sequence[str]) -> None:
     )
     p.add_argument("--config", metavar="FILE", help="a TOML config file (flags override it)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR (or from a checkpoint in it)")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train on N processes of this machine (torchrun and DistributedDataParallel: each takes 1/N "
+        "of every batch's rows; task.batch_size is the global batch)",
+    )
     add_common(p, overwrite=True)
     add_task_and_config_flags(p, argv)
     p.set_defaults(handler=run_train)
@@ -39,6 +48,10 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
     from rnnlab.training.run import make_room, resume_folder
     from rnnlab.training.saved import check_rebuildable
 
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc: at least 1, got {args.nproc}")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return torchrun(args.nproc, args.argv)
     overrides = config_overrides(args, extra)
     if args.resume:
         if args.config or "out" in overrides or args.overwrite:
@@ -62,7 +75,42 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
             make_room(config.out, overwrite=True)
 
     history = train_config(config, resume=args.resume, quiet=args.quiet)
-    print(summary_line(history.summary, history.run_dir))
+    if os.environ.get("RANK", "0") == "0":  # a distributed run's other processes say nothing
+        print(summary_line(history.summary, history.run_dir))
+    return 0
+
+
+def torchrun(nproc: int, argv: list[str]) -> int:
+    """`rnnlab train ... --nproc N` as torchrun's N processes on this machine (`--standalone`: a free port on
+    localhost), its launcher run in this process. Each rank says its own error; a failure is then one
+    more line here, and the exit status is the first failed rank's."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    rest, skip = [], False
+    for a in argv:  # the same command line without --nproc
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the line below says it
+    # torchrun would set 1 thread a process, with a warning: the cores shared among the processes instead
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    launcher = parse_args(["--standalone", f"--nproc_per_node={nproc}", "--module", "rnnlab", *rest])
+    try:
+        run(launcher)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        print(
+            f"rnnlab train: {len(e.failures)} of {nproc} processes failed, rank {rank} first (exit status "
+            f"{failure.exitcode}); their errors are above",
+            file=sys.stderr,
+        )
+        return failure.exitcode if failure.exitcode > 0 else 1
     return 0
 
 

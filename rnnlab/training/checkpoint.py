@@ -21,6 +21,7 @@ import random
 import re
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ from rnnlab.errors import CheckpointError
 FORMAT = 1
 
 
-def save(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write `payload` to `path` atomically: temporary file, fsync, rename, fsync of the folder."""
+def save(path: str | Path, payload: dict[str, Any], write: bool = True) -> Path:
+    """Write `payload` to `path` atomically: temporary file, fsync, rename, fsync of the folder. A
+    CheckpointError for non-finite weights, written or not (`write=False`: the check alone, for the ranks
+    of a distributed run that do not write)."""
     path = Path(path)
     bad = [
         name
@@ -42,6 +45,8 @@ def save(path: str | Path, payload: dict[str, Any]) -> Path:
     ]
     if bad:
         raise CheckpointError(f"refusing to write {path}: non-finite weights in {', '.join(bad)}")
+    if not write:
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -120,10 +125,16 @@ def alternatives(path: str | Path) -> list[Path]:
 
 
 class Checkpoints:
-    """The checkpoint folder of a run: `step-NNNNNN.pt` files (the last `keep` kept) and `best.pt`."""
+    """The checkpoint folder of a run: `step-NNNNNN.pt` files (the last `keep` kept) and `best.pt`.
 
-    def __init__(self, folder: str | Path, keep: int = 3) -> None:
-        self.folder, self.keep = Path(folder), keep
+    `write=False` (the ranks of a distributed run but 0) checks each payload and writes nothing; `then` is
+    called after every save (there: a barrier, so that no rank reads a checkpoint before it is written)."""
+
+    def __init__(
+        self, folder: str | Path, keep: int = 3, write: bool = True, then: Callable[[], None] | None = None
+    ) -> None:
+        self.folder, self.keep, self.write = Path(folder), keep, write
+        self.then = then or (lambda: None)
 
     def steps(self) -> list[tuple[int, Path]]:
         """(step, path) of every step checkpoint, oldest first."""
@@ -144,13 +155,17 @@ class Checkpoints:
 
     def save(self, step: int, payload: dict[str, Any]) -> Path:
         """Write the checkpoint of `step`, then delete all but the last `keep`."""
-        path = save(self.folder / f"step-{step:06d}.pt", payload)
-        for _, old in self.steps()[: -self.keep]:
-            old.unlink(missing_ok=True)
+        path = save(self.folder / f"step-{step:06d}.pt", payload, self.write)
+        if self.write:
+            for _, old in self.steps()[: -self.keep]:
+                old.unlink(missing_ok=True)
+        self.then()
         return path
 
     def save_best(self, payload: dict[str, Any]) -> Path:
-        return save(self.best, payload)
+        path = save(self.best, payload, self.write)
+        self.then()
+        return path
 
 
 def rng_state() -> dict[str, Any]:

@@ -193,6 +193,16 @@ class NumericsConfig:
 
 
 @dataclass
+class DistributedConfig:
+    timeout_s: float = option(
+        600.0,
+        "under torchrun: how long a process waits for the others at a collective before it gives up "
+        "(a rank that fails ends the others' wait at once on the CPU)",
+        min=1.0,
+    )
+
+
+@dataclass
 class TrainConfig:
     """Everything a run needs; saved as the run's `config.toml`.
 
@@ -203,6 +213,11 @@ class TrainConfig:
     seed: int = option(0, "seed of the model, dropout and data order", min=0)
     device: str = option("auto", "auto (CUDA when present, else CPU), cpu, cuda, cuda:1, ...")
     deterministic: bool = option(False, "use deterministic algorithms only")
+    precision: str = option(
+        "fp32",
+        "the forward's precision: fp32, or autocast to bf16 (CPU, CUDA) or fp16 (CUDA, with a GradScaler)",
+        choices=("fp32", "bf16", "fp16"),
+    )
     log_every: int = option(1, "write a metrics row every N steps", min=1)
     out: str = option("", "run folder (empty: runs/<task>-<time>)")
     task: TaskConfig = field(default_factory=SineTask.Settings)
@@ -216,6 +231,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     numerics: NumericsConfig = field(default_factory=NumericsConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 # ------------------------------------------------------------------------------------------------ fields

@@ -42,10 +42,12 @@ from rnnlab.training.build import (
     step_schedule,
 )
 from rnnlab.training.checkpoint import Checkpoints
-from rnnlab.training.config import OptimConfig, TrainConfig, load, to_dict, validate
+from rnnlab.training.config import DiagnosticsConfig, OptimConfig, TrainConfig, load, to_dict, validate
 from rnnlab.training.diagnostics import TrainingDiagnostics
+from rnnlab.training.distributed import World, carried
 from rnnlab.training.evaluate import Best, check_metric, evaluate
 from rnnlab.training.guard import Guard, nonfinite_weights
+from rnnlab.training.precision import Precision
 from rnnlab.training.progress import ProgressBar
 from rnnlab.training.resume import (
     apply_changes,
@@ -56,7 +58,7 @@ from rnnlab.training.resume import (
     how_to_resume,
     load_checkpoint,
 )
-from rnnlab.training.run import RunDir, default_folder
+from rnnlab.training.run import RunDir, ShadowRunDir, default_folder
 from rnnlab.training.signals import Interrupts
 
 
@@ -83,9 +85,14 @@ class State:
     step: int = 0
     position: tuple[int, int, int] | None = None  # (epoch, batch, window) of the last update
     carry: tbptt.Carry = field(default_factory=tbptt.Carry)
+    world: World = field(default_factory=World)
+    precision: Precision | None = None
 
     def snapshot(self, config: TrainConfig, task: Task) -> dict[str, Any]:
-        """The checkpoint payload: tensors and plain values only."""
+        """The checkpoint payload: tensors and plain values only. Distributed, every rank calls it: the
+        carried state is the whole batch's (every rank's rows) and each rank's random state is kept."""
+        state, context = carried(self.world, self.carry.state, self.carry.context)
+        ranks = self.world.gather_objects(checkpoint.rng_state()) if self.world.distributed else None
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -96,7 +103,9 @@ class State:
             "rng": checkpoint.rng_state(),
             "step": self.step,
             "position": list(self.position) if self.position else None,
-            "carry": {"state": self.carry.state, "context": self.carry.context},
+            "carry": {"state": state, "context": context},
+            **({"rng_ranks": ranks} if ranks else {}),
+            "precision": self.precision.state_dict() if self.precision else {},
             "config": to_dict(config),
             "task": describe(task),
             "model_settings": record.describe_model(self.model),  # what a resume must keep (resume.py)
@@ -127,10 +136,16 @@ class State:
         self.clipper.load_state_dict(payload["clipper"])
         self.guard.load_state_dict(payload["guard"])
         self.best.load_state_dict(payload["best"])
-        checkpoint.set_rng_state(payload["rng"])
+        if self.precision is not None:
+            self.precision.load_state_dict(payload.get("precision") or {})  # fp16: the loss scale
+        ranks = payload.get("rng_ranks") or []
+        checkpoint.set_rng_state(ranks[self.world.rank] if len(ranks) == self.world.size else payload["rng"])
         self.step = int(payload["step"])
         self.position = tuple(payload["position"]) if payload["position"] else None
-        self.carry = tbptt.to_device(tbptt.Carry(**payload["carry"]), device)
+        whole = payload["carry"]  # the whole batch's: this rank carries its own rows of it
+        shard = self.world.shard_rows
+        mine = tbptt.Carry(shard(whole["state"], 1), shard(whole["context"], 0))
+        self.carry = tbptt.to_device(mine, device)
         apply_changes(changed, config, self.optimizer, self.scheduler, self.best, self.step)
         return changed
 
@@ -224,15 +239,42 @@ def _train(
     ckpt_path = checkpoint_and_folder(Path(resume))[0] if resume is not None else None
     _check(model, task, config)
     recorded = record.sections(model, task)  # config.toml's [task] and [model]: what is trained here
+    seed_everything(config.seed, config.deterministic)
+    world, device = World.from_env(resolve_device(config.device), config.distributed.timeout_s)
+    try:
+        return _train_in(
+            world, device, model, task, config, resume, ckpt_path, recorded, progress, label, quiet
+        )
+    finally:
+        world.close()
+
+
+def _train_in(
+    world: World,
+    device: torch.device,
+    model: nn.Module,
+    task: Task,
+    config: TrainConfig,
+    resume: str | Path | None,
+    ckpt_path: Path | None,
+    recorded: Any,
+    progress: bool,
+    label: str,
+    quiet: bool,
+):
     b = config.bptt
     k1 = b.k1 if b.mode == "truncated" else 0  # 0: one window over the whole sequence
     context = max(0, b.k2 - b.k1) if b.mode == "truncated" and b.k2 and b.k1 else 0  # context steps, k2 - k1
-    seed_everything(config.seed, config.deterministic)
-    device = resolve_device(config.device)
+    if world.rank:  # the other ranks: their own dropout masks, and rank 0 alone speaks
+        torch.manual_seed(config.seed * 1_000_003 + world.rank)
+        progress, quiet = False, True
+    world.check_batch_size(getattr(task, "batch_size", None))
     model.to(device).train()
     check_metric(model, task, device, config.eval)
-    config.out = config.out or str(default_folder(getattr(task, "name", "task")))
-    run = RunDir(config.out, resume=resume is not None)  # locked for this process until run.close()
+    config.out = world.broadcast(config.out or str(default_folder(getattr(task, "name", "task"))))
+    # locked for this process until run.close(); rank 0 alone writes it, the others read what it wrote
+    run = RunDir(config.out, resume=resume is not None) if world.main else ShadowRunDir(config.out)
+    world.barrier("opening the run folder")
     interrupts = Interrupts().install()  # Ctrl-C, SIGTERM: stop after this step (see the loop's top)
     s: State | None = None
     bar: ProgressBar | None = None
@@ -240,8 +282,19 @@ def _train(
         optimizer = build_optimizer(model, config.optim)
         scheduler = build_scheduler(optimizer, config.schedule, config.steps, config.eval.mode)
         clipper = clipping.Clipper(config.clip)
-        s = State(model, optimizer, scheduler, clipper, Guard(config.guard), Best(config.eval))
-        checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep)
+        amp = Precision(config.precision, device)
+        s = State(
+            model,
+            optimizer,
+            scheduler,
+            clipper,
+            Guard(config.guard),
+            Best(config.eval),
+            world=world,
+            precision=amp,
+        )
+        written = partial(world.barrier, "a checkpoint")  # no rank reads one before it is written
+        checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep, write=world.main, then=written)
         changed: dict[str, tuple[Any, Any]] = {}
         if ckpt_path is not None:
             changed = s.restore(ckpt_path, config, task, device)
@@ -257,7 +310,8 @@ def _train(
             with interrupts.deferred():  # checkpoint 0: the rollback target until the first periodic one
                 checkpoints.save(0, s.snapshot(config, task))
         forward = partial(tbptt.forward, model, context=context, output=task.output)
-        windows = tbptt.windows(task, k1, config.seed, device, after=s.position)
+        train_forward = tbptt.distributed_forward(model, world, device, context, task.output) or forward
+        windows = tbptt.windows(task, k1, config.seed, device, after=s.position, shard=world.shard)
         baseline = _baseline(task)
         bar = ProgressBar(
             config.steps, s.step, enabled=progress, description=label, baseline=baseline, quiet=quiet
@@ -270,36 +324,51 @@ def _train(
             )
             said = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
             bar.say(f"step {s.step}: resuming with {said}")
-        diagnostics = TrainingDiagnostics(model, config.diagnostics, run, s.step, say=bar.say)
+        probes = config.diagnostics if world.main else DiagnosticsConfig(every=0)  # rank 0's share
+        diagnostics = TrainingDiagnostics(model, probes, run, s.step, say=bar.say)
         first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
 
         while s.step < config.steps:
-            if interrupts.requested:  # the step before is done: stop here, with a checkpoint (below)
+            if world.signalled(interrupts):  # the step before is done: stop here, with a checkpoint (below)
                 break
             window = next(windows)
             s.carry = tbptt.begin(s.carry, window, b.stateful)
             targets = window.targets(task.output)
             x, lengths, start = window.inputs, window.batch.lengths, window.start  # forward cuts the lengths
             if targets is None:  # no loss: output "last" before the batch's end, or no row has a valid step
-                with torch.no_grad():  # the state moves on
+                with torch.no_grad(), amp.autocast():  # the state moves on
                     _, s.carry = forward(x, s.carry, end=window.last, lengths=lengths, start=start)
+                s.carry = tbptt.full_precision(s.carry)
                 continue
 
             # ---- forward backward (one update's gradient; diagnostics wrap exactly this block)
             optimizer.zero_grad(set_to_none=True)
             with diagnostics.watch(s.step + 1):  # every diagnostics.every steps: into diagnostics.jsonl
-                outputs, s.carry = forward(x, s.carry, end=window.last, lengths=lengths, start=start)
+                with amp.autocast():
+                    outputs, s.carry = train_forward(
+                        x, s.carry, end=window.last, lengths=lengths, start=start
+                    )
+                outputs, s.carry = tbptt.upcast(outputs), tbptt.full_precision(s.carry)
                 if task.output == "sequence":  # the valid steps only: padding never reaches loss or metrics
                     outputs, targets = tbptt.valid_steps(outputs, targets, window.lengths)
                 loss = task.loss(outputs, targets)
-                loss.backward()
+                with world.peers("averaging the gradients"):  # DDP's all-reduce runs in the backward
+                    amp.backward(loss)  # fp16: the loss scaled
             s.step, s.position = s.step + 1, window.position
 
             # ---- guard: a NaN/Inf loss or gradient skips the update; too many in a row roll back
-            loss_value, norm = loss.item(), clipping.global_norm(model.parameters()).item()
-            bad = s.guard.check(loss_value, norm, model)
+            # distributed: the loss averaged over the ranks, the norm of the gradients DDP has averaged
+            (loss_value,) = world.mean([loss.item()])
+            amp.unscale(optimizer)
+            norm = clipping.global_norm(model.parameters()).item()
+            overflow = amp.overflowed(loss_value, norm)  # fp16's loss scale, not a divergence
+            bad = None if overflow else s.guard.check(loss_value, norm, model)
             lr = current_lr(optimizer)
-            if bad is not None:
+            if overflow:
+                amp.step(optimizer)  # the scaler skips the update and lowers the scale
+                run.event("scaler_skip", s.step, scale=amp.scale)
+                clipped = clipping.Clipped(norm, norm, clipped=False, threshold=None)
+            elif bad is not None:
                 optimizer.zero_grad(set_to_none=True)
                 run.event("nonfinite", s.step, epoch=window.epoch, batch=window.batch_index, **bad)
                 if s.guard.should_roll_back():
@@ -311,17 +380,19 @@ def _train(
             # ---- clip (one exploding gradient must not wreck the weights), then update
             else:
                 clipped = clipper(model.parameters(), norm)
-                optimizer.step()
+                amp.step(optimizer)
             step_schedule(scheduler)
 
             # ---- log: loss, gradient norm before and after clipping, lr, the task's metrics
             diagnostics.observe(s.step, loss_value, norm)  # every step: precursor warnings, the loss trend
             if s.step % config.log_every == 0 or bad is not None:
-                row = _train_row(s.step, window, loss_value, clipped, lr, skipped=bad is not None)
+                row = _train_row(s.step, window, loss_value, clipped, lr, skipped=bad is not None or overflow)
                 row["time_s"] = time.perf_counter() - t0  # since this session of the run began
                 if bad is None:
                     with torch.no_grad():
                         task_metrics = task.metrics(outputs.detach(), targets)
+                    averaged = world.mean(list(task_metrics.values()))  # over the ranks
+                    task_metrics = dict(zip(task_metrics, averaged, strict=True))
                     row.update(task_metrics)
                     metric = metric or next(iter(task_metrics), None)
                 run.log(row)
@@ -413,6 +484,7 @@ def _train(
             "solved": _solved(s, config, rows),
             "test": test,
             "test_baselines": _test_baselines(task) if test else {},
+            "processes": world.size,  # torchrun's; each trained on its share of every batch
             "skipped_steps": s.guard.skipped,
             "rollbacks": s.guard.rollbacks,
             "wall_time_s": wall,  # this session's: a resumed run counts from the resume

@@ -363,6 +363,42 @@ class RunDir:
             lock.release()
 
 
+class ShadowRunDir(RunDir):
+    """The run folder as the ranks of a distributed run other than 0 see it: rank 0 writes it and holds its
+    lock; these write nothing, keep the rows they log in memory (`read` gives them back, for the run's
+    history) and read the checkpoints rank 0 writes (`distributed.py`)."""
+
+    def __init__(self, path: str | Path) -> None:  # no lock, no tidying: the folder is rank 0's
+        self._open, self._tb, self._lock = {}, None, None
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.notes = []
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+
+    def append(self, name: str, row: Mapping[str, Any]) -> None:
+        self._rows.setdefault(name, []).append(dict(row))
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        return list(self._rows.get(name, []))
+
+    def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
+        pass
+
+    def write_text(self, name: str, text: str) -> None:
+        pass
+
+    def write_config(
+        self, config: cfg.TrainConfig, step: int = 0, recorded: record.Sections | None = None
+    ) -> None:
+        pass
+
+    def truncate(self, name: str, step: int) -> list[dict[str, Any]]:
+        return self.read(name)
+
+    def plot_loss(self, baseline: float | None = None) -> Path:
+        return self.path / "loss.png"
+
+
 def _finite(x: Any) -> Any:
     """JSON has no NaN or Inf: they become null."""
     if isinstance(x, float) and not math.isfinite(x):

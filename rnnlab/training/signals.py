@@ -48,6 +48,11 @@ class Interrupts:
         """The first signal's name, SIGINT or SIGTERM (None before one)."""
         return None if self.signum is None else signal.Signals(self.signum).name
 
+    def join(self, signum: int) -> None:
+        """Stop as if `signum` had been received: another process of a distributed run received it."""
+        if self.signum is None:
+            self.signum = signum
+
     def install(self) -> Interrupts:
         """Handle SIGINT and SIGTERM until `restore()` (from the main thread only). A signal the process
         was told to ignore (`nohup`, a background job's SIGINT) stays ignored, as Python leaves it."""

@@ -37,7 +37,7 @@ below say (B, T, I); read (B, T) for them); the model embeds each window's ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,12 +119,18 @@ def spans(length: int, k1: int) -> list[tuple[int, int]]:
 
 
 def windows(
-    task: Task, k1: int, seed: int, device: torch.device, after: tuple[int, int, int] | None = None
+    task: Task,
+    k1: int,
+    seed: int,
+    device: torch.device,
+    after: tuple[int, int, int] | None = None,
+    shard: Callable[[Batch], Batch] | None = None,
 ) -> Iterator[Window]:
     """Every window of every training batch, epoch after epoch (k1 = 0: one window per batch).
 
     Epoch e's batches come from a generator seeded with (seed, e), so they are the same in a resumed run,
-    which starts after the window at position `after` = (epoch, batch, window).
+    which starts after the window at position `after` = (epoch, batch, window). `shard` takes a process's
+    rows of each batch (a distributed run: `World.shard`).
     """
     epoch = after[0] if after else 0
     while True:
@@ -135,7 +141,7 @@ def windows(
             if after and (epoch, b) < after[:2]:
                 continue  # replayed to reach the resume point: the data stream is then exactly as before
             check_batch(batch, f"training batch {b} of epoch {epoch}", getattr(task, "vocab_size", None))
-            batch = batch.to(device)
+            batch = (shard(batch) if shard else batch).to(device)
             parts = spans(batch.inputs.shape[1], k1 or batch.inputs.shape[1])
             for w, (start, end) in enumerate(parts):
                 if after is None or (epoch, b, w) > after:
@@ -200,6 +206,58 @@ def begin(carry: Carry, window: Window, stateful: bool) -> Carry:
         )
     reset = window.batch.reset
     return Carry(carry.state if reset is None else reset_rows(carry.state, reset))
+
+
+def full_precision(carry: Carry) -> Carry:
+    """`carry` with a 16-bit state in float32 (a mixed-precision forward's final state is bf16 or fp16):
+    what a checkpoint holds and the next window starts from, whatever precision computed it."""
+    state = carry.state
+    if state is None:
+        return carry
+    if isinstance(state, tuple):
+        return Carry(tuple(upcast(h) for h in state), carry.context)
+    return Carry(upcast(state), carry.context)
+
+
+def upcast(h: Tensor) -> Tensor:
+    """A 16-bit tensor (bf16, fp16: of a mixed-precision forward) as float32; any other as it is."""
+    return h.float() if h.dtype in (torch.float16, torch.bfloat16) else h
+
+
+class WindowForward(torch.nn.Module):
+    """`forward` as a module, so that DistributedDataParallel runs one window's forward (its context and
+    new steps, one or two calls of the model) as one forward before one backward."""
+
+    def __init__(self, model: torch.nn.Module, context: int, output: str) -> None:
+        super().__init__()
+        self.model, self.context, self.output = model, context, output
+
+    def forward(
+        self, x: Tensor, carry: Carry, *, end: bool, lengths: Tensor | None = None, start: int = 0
+    ) -> tuple[Tensor, Carry]:
+        return forward(
+            self.model,
+            x,
+            carry,
+            context=self.context,
+            output=self.output,
+            end=end,
+            lengths=lengths,
+            start=start,
+        )
+
+
+def distributed_forward(
+    model: torch.nn.Module, world: Any, device: torch.device, context: int, output: str
+) -> Callable[..., tuple[Tensor, Carry]] | None:
+    """The training forward of a distributed run (`world.distributed`): `forward` wrapped in
+    DistributedDataParallel, which averages the gradients over the ranks in the backward; None otherwise."""
+    if not world.distributed:
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(WindowForward(model, context, output), device_ids=ids)
 
 
 def forward(
