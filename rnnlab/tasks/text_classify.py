@@ -26,8 +26,6 @@ encoded with the training vocabulary, unknown tokens as "<unk>", into one batch,
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +39,14 @@ from rnnlab.errors import ConfigError, DataError
 from rnnlab.settings import option
 from rnnlab.tasks.base import Batch, Task, class_ids
 from rnnlab.tasks.config import TaskConfig
-from rnnlab.tasks.text_files import Labelled, decode, load_rotten_tomatoes, read_text_csv, stratified_split
+from rnnlab.tasks.text_files import (
+    Labelled,
+    csv_cells,
+    decode,
+    load_rotten_tomatoes,
+    read_text_csv,
+    stratified_split,
+)
 from rnnlab.tasks.vocab import WordVocab, tokenize
 
 DATASETS = ("rotten_tomatoes",)
@@ -278,34 +283,15 @@ def _read_rows(path: Path, text_column: str, label_column: str | None) -> tuple[
     if not text.strip():
         raise DataError(f"{path}: the file is empty")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    wanted = [text_column] + ([label_column] if label_column else [])
     texts, labels = [], []
-    try:
-        header = [cell.strip() for cell in next(reader, [])]
-        wanted = [text_column] + ([label_column] if label_column else [])
-        for column in wanted:
-            if column not in header:
-                raise DataError(
-                    f"{path}: no column {column!r}; its columns are {', '.join(map(repr, header))}"
-                )
-        at = [header.index(column) for column in wanted]
-        line, number = reader.line_num, 0
-        for row in reader:
-            start, line = line + 1, reader.line_num
-            if not row:
-                continue
-            number += 1
-            where = f"{path}: row {number} (line {start})"
-            if len(row) != len(header):
-                raise DataError(f"{where} has {len(row)} cells, the header has {len(header)}")
-            for column, k in zip(wanted, at, strict=True):
-                if not row[k].strip():
-                    raise DataError(f"{where}, column {column!r}: the cell is empty")
-            texts.append(row[at[0]])
-            if label_column:
-                labels.append(row[at[1]].strip())
-    except csv.Error as error:
-        raise DataError(f"{path}: line {reader.line_num}: not a valid CSV ({error})") from None
+    for at, cells in csv_cells(text, str(path), wanted, delimiter):
+        for column, cell in zip(wanted, cells, strict=True):
+            if not cell.strip():
+                raise DataError(f"{at}, column {column!r}: the cell is empty")
+        texts.append(cells[0])
+        if label_column:
+            labels.append(cells[1].strip())
     if not texts:
         raise DataError(f"{path}: holds no rows of text after its header")
     return texts, labels

