@@ -262,6 +262,47 @@ class WordVocab(Vocabulary):
         return [self.symbols[i] for i in self._checked_ids(ids).tolist()]
 
 
+class TargetVocab(Vocabulary):
+    """The tokens a decoder writes: 0 "<pad>", 1 "<bos>" (what it reads first), 2 "<eos>" (where it stops),
+    3 "<unk>", then one id per token (as `rnnlab.seq2seq`'s PAD, BOS, EOS).
+
+    Example:
+        >>> vocab = TargetVocab.build([["d", "e", "u", "x"]])
+        >>> vocab.encode(["d", "e", "?"]).tolist()
+        [1, 4, 5, 3, 2]
+    """
+
+    FORMAT = "rnnlab.target_vocab"
+    SPECIALS = (PAD, "<bos>", "<eos>", UNK)
+    pad_id, bos_id, eos_id, unknown_id = 0, 1, 2, 3
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        super().__init__((*self.SPECIALS, *tokens))
+
+    @classmethod
+    def build(
+        cls, token_lists: Iterable[Sequence[str]], max_size: int | None = None, min_count: int = 1
+    ) -> TargetVocab:
+        """As `WordVocab.build`, with this vocabulary's four specials."""
+        words = WordVocab.build(token_lists, None if max_size is None else max_size - 2, min_count)
+        return cls(words.symbols[len(WordVocab.SPECIALS) :])
+
+    def encode(self, tokens: Sequence[str]) -> Tensor:
+        """(len(tokens) + 2,) int64: BOS, the id of each token (`unknown_id` for those not in it), EOS."""
+        ids = [self._ids.get(token, self.unknown_id) for token in tokens]
+        return torch.tensor([self.bos_id, *ids, self.eos_id], dtype=torch.int64)
+
+    def decode(self, ids: Tensor | Sequence[int]) -> list[str]:
+        """The tokens of `ids` up to the first EOS, the specials left out (but "<unk>")."""
+        out = []
+        for i in self._checked_ids(ids).tolist():
+            if i == self.eos_id:
+                break
+            if i not in (self.pad_id, self.bos_id):
+                out.append(self.symbols[i])
+        return out
+
+
 def unigram_bits_per_char(train_text: str, eval_text: str) -> float:
     """The bits per character of `eval_text` under a unigram model of `train_text`: the baseline that a
     character-level language model must beat.
