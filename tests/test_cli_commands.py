@@ -34,6 +34,8 @@ COMMANDS = (
     "data",
     "report",
     "demo",
+    "export",
+    "translate",
 )
 TINY = ["--steps", "20", "--model.hidden_size", "8", "--quiet"]
 ADDING = ["--task", "adding", "--task.length", "10"]

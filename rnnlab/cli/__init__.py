@@ -12,6 +12,7 @@
     rnnlab export runs/x --out model.onnx                 # ONNX or TorchScript, checked against the model
     rnnlab forecast --csv sales.csv --target sales --horizon 12 --out fc/   # backtest + forecast
     rnnlab generate runs/charlm-... --prompt "ROMEO:"      # text from a character-level model
+    rnnlab translate runs/seq2seq-... "4711"              # an encoder-decoder's translation
     rnnlab data list                                      # the packaged data sets, here or not
 
 Conventions, every command:
@@ -133,6 +134,7 @@ def commands_in_order() -> list[Callable[[Any, Sequence[str]], None]]:
         runs.add_export,
         data.add_forecast,
         data.add_generate,
+        data.add_translate,
         data.add_data,
     ]
 

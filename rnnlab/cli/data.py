@@ -111,6 +111,43 @@ def run_generate(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def add_translate(commands: Any, argv: Sequence[str]) -> None:
+    p = commands.add_parser(
+        "translate",
+        help="translate texts with a trained encoder-decoder (a seq2seq run)",
+        description=(
+            "Decode each TEXT with the model of a seq2seq run (its best checkpoint, else its latest): "
+            "greedy, or a beam search with --beam N. One translation a line, in the order given. "
+            'Example: rnnlab translate runs/seq2seq-... "4711" "90210" --beam 5'
+        ),
+    )
+    p.add_argument("run", metavar="RUN", help="the run folder (or a checkpoint file in it)")
+    p.add_argument("texts", metavar="TEXT", nargs="+", help="what to translate")
+    p.add_argument("--beam", type=int, default=0, help="beam width (default: the run's, 1 is greedy)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights")
+    p.set_defaults(handler=run_translate)
+
+
+def run_translate(args: argparse.Namespace, extra: list[str]) -> int:
+    from rnnlab.training.saved import open_run
+
+    if extra:
+        raise ConfigError(f"unexpected argument {extra[0]!r}")
+    if args.beam < 0:
+        raise ConfigError(f"--beam: at least 1, got {args.beam}")
+    run = open_run(args.run, args.checkpoint)
+    translate = getattr(run.task, "translate", None)
+    if not callable(translate):
+        raise ConfigError(
+            f"{run.folder} trained the {run.config.task.name} task: translate needs a seq2seq run"
+        )
+    if args.beam:
+        run.task.beam = args.beam  # type: ignore[attr-defined]
+    for line in translate(run.model, list(args.texts)):
+        print(line)
+    return 0
+
+
 def add_data(commands: Any, argv: Sequence[str]) -> None:
     p = commands.add_parser(
         "data",

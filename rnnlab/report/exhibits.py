@@ -7,6 +7,8 @@
                      `to_values` (forecast)
     sample           text sampled at a fixed seed: a task with a character `vocab` and per-step outputs
                      (charlm)
+    attention        the attention maps of a few test pairs, and their translations: a task with
+                     `translate` whose model attends (seq2seq)
 
 `exhibits(folder)` reopens the run (`open_run`) and draws every exhibit whose task offers what it needs
 (duck typing, in `KINDS`); a run that cannot be reopened (its task or model built in Python, no
@@ -196,9 +198,60 @@ def sampled_text(run: SavedRun) -> Exhibit:
     )
 
 
+# ------------------------------------------------------------------------------------------ attention
+
+#: test pairs whose attention maps are drawn.
+ATTENTION_PAIRS = 4
+
+
+def is_translation(run: SavedRun, metrics: set[str]) -> bool:
+    return callable(getattr(run.task, "translate", None))
+
+
+def attention_maps(run: SavedRun) -> Exhibit:
+    """Each of the first ATTENTION_PAIRS test pairs: what the model wrote, and (if it attends) which source
+    tokens it looked at for each token it wrote."""
+    task: Any = run.task
+    model: Any = run.model
+    pairs = list(task.test.pairs[:ATTENTION_PAIRS])
+    written = task.translate(model, [p.source for p in pairs])
+    lines = [f"{p.source}  ->  {w}   (truth: {p.target})" for p, w in zip(pairs, written, strict=True)]
+    if getattr(model, "attention", "none") == "none":
+        return Exhibit(
+            "translations",
+            "A few test sources and what the model wrote (no attention: the decoder sees the source only "
+            "through the encoder's final state).",
+            text="\n".join(lines),
+        )
+    fig, axes = new_figure(-(-len(pairs) // 2), height=2.6, columns=2)
+    for ax, pair in zip(axes, pairs, strict=False):
+        src_tokens = task._tokens(pair.source)
+        src = task.src_vocab.encode(src_tokens)[None]
+        model.eval()
+        with torch.no_grad():
+            ids = model.greedy(src, torch.tensor([src.shape[1]]))
+        out_tokens = task.tgt_vocab.decode(ids[0]) + ["<eos>"]
+        weights = model.last_attention[0, : len(out_tokens), : len(src_tokens)].cpu().numpy()
+        ax.imshow(weights, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        ax.set_xticks(range(len(src_tokens)), src_tokens, fontsize=7, rotation=90)
+        ax.set_yticks(range(len(out_tokens)), out_tokens, fontsize=7)
+        ax.set(xlabel="source token", ylabel="token written", title=pair.source)
+    for ax in axes[len(pairs) :]:
+        ax.set_axis_off()
+    return Exhibit(
+        "attention maps",
+        "For each token the model wrote (rows), the weight it gave each source token (columns). A diagonal "
+        "band: it reads the source in order; a word spread over several columns depends on several of them "
+        "(French 'soixante-cinq' reads the 6 and the 5).",
+        figure=fig,
+        text="\n".join(lines),
+    )
+
+
 #: (does the run's task offer it, draw it), in the order shown.
 KINDS: list[tuple[Callable[[SavedRun, set[str]], bool], Callable[[SavedRun], Exhibit]]] = [
     (is_classification, confusion_matrix),
     (is_forecast, forecast_windows),
     (is_character_model, sampled_text),
+    (is_translation, attention_maps),
 ]

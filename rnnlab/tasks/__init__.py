@@ -23,6 +23,7 @@ from rnnlab.tasks.config import TaskConfig, recorded_settings
 from rnnlab.tasks.forecast import ForecastTask
 from rnnlab.tasks.images import SequentialImagesTask
 from rnnlab.tasks.long_range import AddingTask, CopyTask
+from rnnlab.tasks.seq2seq import Seq2SeqTask
 from rnnlab.tasks.synthetic import SineTask
 from rnnlab.tasks.text import CharLMTask
 from rnnlab.tasks.text_classify import TextTask
@@ -37,6 +38,7 @@ TASKS: dict[str, type[Task]] = {
     "classify": ClassifyTask,
     "forecast": ForecastTask,
     "text": TextTask,
+    "seq2seq": Seq2SeqTask,
 }
 
 
@@ -75,6 +77,7 @@ __all__ = [
     "TaskConfig",
     "TensorTask",
     "TextTask",
+    "Seq2SeqTask",
     "batchify",
     "describe",
     "make_task",

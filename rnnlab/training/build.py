@@ -51,13 +51,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_model(config: ModelConfig, task: Any) -> SequenceModel:
+def build_model(config: ModelConfig, task: Any) -> Any:
     """A SequenceModel shaped for `task` (input_size, output_size, output) with every `[model]` option;
     for a task whose inputs are tokens (`task.vocab_size` set), an embedding of `model.embedding_dim`
-    features per token in front of the encoder.
+    features per token in front of the encoder. A task whose model is another kind builds it
+    (`task.build_model(config)`: the seq2seq task's encoder-decoder).
 
     An option the chosen cell does not have (`nonlinearity` for lstm, `recurrent_max` for gru) and an
     unknown initialiser are ConfigErrors naming the field."""
+    own = getattr(task, "build_model", None)
+    if callable(own):
+        return own(config)
     try:
         cell = cell_type(config.cell)
     except ValueError as e:

@@ -311,6 +311,8 @@ def _train_in(
                 checkpoints.save(0, s.snapshot(config, task))
         forward = partial(tbptt.forward, model, context=context, output=task.output)
         train_forward = tbptt.distributed_forward(model, world, device, context, task.output) or forward
+        own = getattr(task, "own_forward", False)  # a task that runs its model itself (seq2seq)
+        trainee = tbptt.distributed_model(model, world, device) if own else model
         windows = tbptt.windows(task, k1, config.seed, device, after=s.position, shard=world.shard)
         baseline = _baseline(task)
         bar = ProgressBar(
@@ -345,9 +347,12 @@ def _train_in(
             optimizer.zero_grad(set_to_none=True)
             with diagnostics.watch(s.step + 1):  # every diagnostics.every steps: into diagnostics.jsonl
                 with amp.autocast():
-                    outputs, s.carry = train_forward(
-                        x, s.carry, end=window.last, lengths=lengths, start=start
-                    )
+                    if own:
+                        outputs = task.forward(trainee, window.batch)  # type: ignore[attr-defined]
+                    else:
+                        outputs, s.carry = train_forward(
+                            x, s.carry, end=window.last, lengths=lengths, start=start
+                        )
                 outputs, s.carry = tbptt.upcast(outputs), tbptt.full_precision(s.carry)
                 if task.output == "sequence":  # the valid steps only: padding never reaches loss or metrics
                     outputs, targets = tbptt.valid_steps(outputs, targets, window.lengths)
@@ -513,6 +518,10 @@ def _train_in(
 
 def _check(model: nn.Module, task: Task, config: TrainConfig) -> None:
     """What train() needs of the model and the task, checked before anything is written."""
+    if getattr(task, "own_forward", False):  # the task runs its model (an encoder-decoder) itself
+        if config.bptt.mode != "full" or config.bptt.stateful:
+            raise ConfigError(f"bptt: the {task.name} task trains on whole pairs; use bptt.mode=full")
+        return
     if config.bptt.stateful and not getattr(task, "stream", False):
         raise ConfigError("bptt.stateful: needs a stream task, whose batches continue each other")
     if not hasattr(model, "forward_with_state"):

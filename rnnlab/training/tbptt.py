@@ -260,6 +260,16 @@ def distributed_forward(
     return DistributedDataParallel(WindowForward(model, context, output), device_ids=ids)
 
 
+def distributed_model(model: torch.nn.Module, world: Any, device: torch.device) -> torch.nn.Module:
+    """`model` in DistributedDataParallel for a distributed run (a task that runs its model itself calls
+    this), else `model`."""
+    if not world.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
 def forward(
     model: Any,
     x: Tensor,
