@@ -12,6 +12,7 @@ instant can go on, by --resume or, if no step was completed, by starting it agai
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import signal
@@ -241,279 +242,283 @@ def _train(
     recorded = record.sections(model, task)  # config.toml's [task] and [model]: what is trained here
     seed_everything(config.seed, config.deterministic)
     world, device = World.from_env(resolve_device(config.device), config.distributed.timeout_s)
-    try:
-        return _train_in(
-            world, device, model, task, config, resume, ckpt_path, recorded, progress, label, quiet
-        )
-    finally:
-        world.close()
-
-
-def _train_in(
-    world: World,
-    device: torch.device,
-    model: nn.Module,
-    task: Task,
-    config: TrainConfig,
-    resume: str | Path | None,
-    ckpt_path: Path | None,
-    recorded: Any,
-    progress: bool,
-    label: str,
-    quiet: bool,
-):
-    b = config.bptt
-    k1 = b.k1 if b.mode == "truncated" else 0  # 0: one window over the whole sequence
-    context = max(0, b.k2 - b.k1) if b.mode == "truncated" and b.k2 and b.k1 else 0  # context steps, k2 - k1
-    if world.rank:  # the other ranks: their own dropout masks, and rank 0 alone speaks
-        torch.manual_seed(config.seed * 1_000_003 + world.rank)
-        progress, quiet = False, True
-    world.check_batch_size(getattr(task, "batch_size", None))
-    model.to(device).train()
-    check_metric(model, task, device, config.eval)
-    config.out = world.broadcast(config.out or str(default_folder(getattr(task, "name", "task"))))
-    # locked for this process until run.close(); rank 0 alone writes it, the others read what it wrote
-    run = RunDir(config.out, resume=resume is not None) if world.main else ShadowRunDir(config.out)
-    world.barrier("opening the run folder")
-    interrupts = Interrupts().install()  # Ctrl-C, SIGTERM: stop after this step (see the loop's top)
-    s: State | None = None
-    bar: ProgressBar | None = None
-    try:
-        optimizer = build_optimizer(model, config.optim)
-        scheduler = build_scheduler(optimizer, config.schedule, config.steps, config.eval.mode)
-        clipper = clipping.Clipper(config.clip)
-        amp = Precision(config.precision, device)
-        s = State(
-            model,
-            optimizer,
-            scheduler,
-            clipper,
-            Guard(config.guard),
-            Best(config.eval),
-            world=world,
-            precision=amp,
-        )
-        written = partial(world.barrier, "a checkpoint")  # no rank reads one before it is written
-        checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep, write=world.main, then=written)
-        changed: dict[str, tuple[Any, Any]] = {}
-        if ckpt_path is not None:
-            changed = s.restore(ckpt_path, config, task, device)
-            if s.step >= config.steps and finished(run, s.step):
-                raise ConfigError(
-                    f"steps: the run in {run.path} is at step {s.step} already; ask for more steps"
-                )
-            for name in ("metrics.jsonl", "events.jsonl"):
-                run.truncate(name, s.step)  # what was logged after the checkpoint is redone
-            run.write_config(config, s.step, recorded)
-        else:
-            run.write_config(config, s.step, recorded)  # first: a folder with a config can be resumed
-            with interrupts.deferred():  # checkpoint 0: the rollback target until the first periodic one
-                checkpoints.save(0, s.snapshot(config, task))
-        forward = partial(tbptt.forward, model, context=context, output=task.output)
-        train_forward = tbptt.distributed_forward(model, world, device, context, task.output) or forward
-        own = getattr(task, "own_forward", False)  # a task that runs its model itself (seq2seq)
-        trainee = tbptt.distributed_model(model, world, device) if own else model
-        windows = tbptt.windows(task, k1, config.seed, device, after=s.position, shard=world.shard)
-        baseline = _baseline(task)
-        bar = ProgressBar(
-            config.steps, s.step, enabled=progress, description=label, baseline=baseline, quiet=quiet
-        )
-        for note in run.notes:
-            bar.say(note)
-        if changed:
-            run.event(
-                "resume_changes", s.step, changes={k: {"from": a, "to": b} for k, (a, b) in changed.items()}
+    with contextlib.closing(world):  # leaves the process group it joined, however the run ends
+        b = config.bptt
+        k1 = b.k1 if b.mode == "truncated" else 0  # 0: one window over the whole sequence
+        # context steps, k2 - k1
+        context = max(0, b.k2 - b.k1) if b.mode == "truncated" and b.k2 and b.k1 else 0
+        if world.rank:  # the other ranks: their own dropout masks, and rank 0 alone speaks
+            torch.manual_seed(config.seed * 1_000_003 + world.rank)
+            progress, quiet = False, True
+        world.check_batch_size(getattr(task, "batch_size", None))
+        model.to(device).train()
+        check_metric(model, task, device, config.eval)
+        config.out = world.broadcast(config.out or str(default_folder(getattr(task, "name", "task"))))
+        # locked for this process until run.close(); rank 0 alone writes it, the others read what it wrote
+        run = RunDir(config.out, resume=resume is not None) if world.main else ShadowRunDir(config.out)
+        world.barrier("opening the run folder")
+        interrupts = Interrupts().install()  # Ctrl-C, SIGTERM: stop after this step (see the loop's top)
+        s: State | None = None
+        bar: ProgressBar | None = None
+        try:
+            optimizer = build_optimizer(model, config.optim)
+            scheduler = build_scheduler(optimizer, config.schedule, config.steps, config.eval.mode)
+            clipper = clipping.Clipper(config.clip)
+            amp = Precision(config.precision, device)
+            s = State(
+                model,
+                optimizer,
+                scheduler,
+                clipper,
+                Guard(config.guard),
+                Best(config.eval),
+                world=world,
+                precision=amp,
             )
-            said = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
-            bar.say(f"step {s.step}: resuming with {said}")
-        probes = config.diagnostics if world.main else DiagnosticsConfig(every=0)  # rank 0's share
-        diagnostics = TrainingDiagnostics(model, probes, run, s.step, say=bar.say)
-        first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
-
-        while s.step < config.steps:
-            if world.signalled(interrupts):  # the step before is done: stop here, with a checkpoint (below)
-                break
-            window = next(windows)
-            s.carry = tbptt.begin(s.carry, window, b.stateful)
-            targets = window.targets(task.output)
-            x, lengths, start = window.inputs, window.batch.lengths, window.start  # forward cuts the lengths
-            if targets is None:  # no loss: output "last" before the batch's end, or no row has a valid step
-                with torch.no_grad(), amp.autocast():  # the state moves on
-                    _, s.carry = forward(x, s.carry, end=window.last, lengths=lengths, start=start)
-                s.carry = tbptt.full_precision(s.carry)
-                continue
-
-            # ---- forward backward (one update's gradient; diagnostics wrap exactly this block)
-            optimizer.zero_grad(set_to_none=True)
-            with diagnostics.watch(s.step + 1):  # every diagnostics.every steps: into diagnostics.jsonl
-                with amp.autocast():
-                    if own:
-                        outputs = task.forward(trainee, window.batch)  # type: ignore[attr-defined]
-                    else:
-                        outputs, s.carry = train_forward(
-                            x, s.carry, end=window.last, lengths=lengths, start=start
-                        )
-                outputs, s.carry = tbptt.upcast(outputs), tbptt.full_precision(s.carry)
-                if task.output == "sequence":  # the valid steps only: padding never reaches loss or metrics
-                    outputs, targets = tbptt.valid_steps(outputs, targets, window.lengths)
-                loss = task.loss(outputs, targets)
-                with world.peers("averaging the gradients"):  # DDP's all-reduce runs in the backward
-                    amp.backward(loss)  # fp16: the loss scaled
-            s.step, s.position = s.step + 1, window.position
-
-            # ---- guard: a NaN/Inf loss or gradient skips the update; too many in a row roll back
-            # distributed: the loss averaged over the ranks, the norm of the gradients DDP has averaged
-            (loss_value,) = world.mean([loss.item()])
-            amp.unscale(optimizer)
-            norm = clipping.global_norm(model.parameters()).item()
-            overflow = amp.overflowed(loss_value, norm)  # fp16's loss scale, not a divergence
-            bad = None if overflow else s.guard.check(loss_value, norm, model)
-            lr = current_lr(optimizer)
-            if overflow:
-                amp.step(optimizer)  # the scaler skips the update and lowers the scale
-                run.event("scaler_skip", s.step, scale=amp.scale)
-                clipped = clipping.Clipped(norm, norm, clipped=False, threshold=None)
-            elif bad is not None:
-                optimizer.zero_grad(set_to_none=True)
-                run.event("nonfinite", s.step, epoch=window.epoch, batch=window.batch_index, **bad)
-                if s.guard.should_roll_back():
-                    _roll_back(
-                        s, run, bar, checkpoints, config, f"{s.guard.in_a_row} non-finite steps in a row"
+            written = partial(world.barrier, "a checkpoint")  # no rank reads one before it is written
+            checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep, write=world.main, then=written)
+            changed: dict[str, tuple[Any, Any]] = {}
+            if ckpt_path is not None:
+                changed = s.restore(ckpt_path, config, task, device)
+                if s.step >= config.steps and finished(run, s.step):
+                    raise ConfigError(
+                        f"steps: the run in {run.path} is at step {s.step} already; ask for more steps"
                     )
-                clipped = clipping.Clipped(norm, norm, clipped=False, threshold=None)
-
-            # ---- clip (one exploding gradient must not wreck the weights), then update
+                for name in ("metrics.jsonl", "events.jsonl"):
+                    run.truncate(name, s.step)  # what was logged after the checkpoint is redone
+                run.write_config(config, s.step, recorded)
             else:
-                clipped = clipper(model.parameters(), norm)
-                amp.step(optimizer)
-            step_schedule(scheduler)
-
-            # ---- log: loss, gradient norm before and after clipping, lr, the task's metrics
-            diagnostics.observe(s.step, loss_value, norm)  # every step: precursor warnings, the loss trend
-            if s.step % config.log_every == 0 or bad is not None:
-                row = _train_row(s.step, window, loss_value, clipped, lr, skipped=bad is not None or overflow)
-                row["time_s"] = time.perf_counter() - t0  # since this session of the run began
-                if bad is None:
-                    with torch.no_grad():
-                        task_metrics = task.metrics(outputs.detach(), targets)
-                    averaged = world.mean(list(task_metrics.values()))  # over the ranks
-                    task_metrics = dict(zip(task_metrics, averaged, strict=True))
-                    row.update(task_metrics)
-                    metric = metric or next(iter(task_metrics), None)
-                run.log(row)
-                bar.update(s.step, row, metric)
-
-            # ---- evaluate: validation loss and metrics, the best checkpoint, the plateau schedule
-            done = s.step >= config.steps
-            if (config.eval.every and s.step % config.eval.every == 0) or done:
-                broken = nonfinite_weights(model)  # an update with a finite gradient can still overflow
-                if broken:
-                    why = f"non-finite weights in {', '.join(broken)} at the evaluation"
-                    run.event("nonfinite", s.step, where="evaluation", parameters=broken)
-                    _roll_back(s, run, bar, checkpoints, config, why)
-                val = evaluate(model, task, device, b.stateful, flush_denormal=config.numerics.flush_denormal)
-                solved_before = s.best.solved
-                if val:
-                    run.log({"step": s.step, "split": "val", **val, **_baseline_columns(baseline, val)})
-                    measured = val.get(config.eval.metric, 0.0)  # a missing metric: Best.update says so
-                    if math.isfinite(measured) and s.best.update(val, s.step):
-                        with interrupts.deferred():
-                            checkpoints.save_best(s.snapshot(config, task))
-                    if isinstance(scheduler, ReduceLROnPlateau):
-                        scheduler.step(val[config.eval.metric])
-                if s.best.solved is not None and solved_before is None:  # eval.target reached: stop here
-                    reached = f"val {config.eval.metric} {val[config.eval.metric]:.4g}"
-                    run.event("solved", s.step, metric=config.eval.metric, value=val[config.eval.metric])
-                    bar.say(f"step {s.step}: solved, {reached} reached the target {config.eval.target:g}")
-                    stopped = "target"
-
-            # ---- checkpoint (never with non-finite weights: those roll back instead)
-            stop = s.best.should_stop or stopped == "target"
-            if s.step % config.checkpoint.every == 0 or done or stop:
-                try:
-                    with interrupts.deferred():  # a second signal waits: the write is never cut short
-                        checkpoints.save(s.step, s.snapshot(config, task))
-                except CheckpointError as e:
-                    _roll_back(s, run, bar, checkpoints, config, str(e))
-
-            # ---- termination: the step budget (the while), the target reached or early stopping
-            if stopped == "target":
-                break
-            if stop:
-                stopped = "early_stopping"
-                why = f"no improvement of val {config.eval.metric} in {config.eval.patience} evaluations"
-                run.event("early_stop", s.step, reason=why)
-                bar.say(f"step {s.step}: stopping early, {why}")
-                break
-
-        # ---- interrupted: a checkpoint where the run stopped (unless the loop just wrote it)
-        if interrupts.requested:
-            stopped = "interrupted" if s.step < config.steps else stopped
-            run.event("interrupted", s.step, signal=interrupts.name)
-            if [step for step, _ in checkpoints.steps()][-1:] != [s.step]:
-                try:
-                    with interrupts.deferred():
-                        checkpoints.save(s.step, s.snapshot(config, task))
-                except CheckpointError:
-                    pass  # non-finite weights: the run resumes from the checkpoint before
-
-        # ---- summary: final and best metrics, speed, the loss curve; summary.json last, as the mark of a
-        # run whose ending is written (a resume to the same step writes what is missing)
-        bar.close()
-        wall = time.perf_counter() - t0
-        test: dict[str, float] = {}
-        if not interrupts.requested:  # the test split, once, with the final (or the best) weights
-            if config.eval.restore_best and checkpoints.best.is_file():
-                model.load_state_dict(checkpoint.load(checkpoints.best)["model"])
-                run.event("restored_best", s.step, best_step=s.best.step)
-            test = evaluate(
-                model, task, device, b.stateful, flush_denormal=config.numerics.flush_denormal, split="test"
+                run.write_config(config, s.step, recorded)  # first: a folder with a config can be resumed
+                with interrupts.deferred():  # checkpoint 0: the rollback target until the first periodic one
+                    checkpoints.save(0, s.snapshot(config, task))
+            forward = partial(tbptt.forward, model, context=context, output=task.output)
+            train_forward = tbptt.distributed_forward(model, world, device, context, task.output) or forward
+            own = getattr(task, "own_forward", False)  # a task that runs its model itself (seq2seq)
+            trainee = tbptt.distributed_model(model, world, device) if own else model
+            windows = tbptt.windows(task, k1, config.seed, device, after=s.position, shard=world.shard)
+            baseline = _baseline(task)
+            bar = ProgressBar(
+                config.steps, s.step, enabled=progress, description=label, baseline=baseline, quiet=quiet
             )
-            if test:
-                run.log({"step": s.step, "split": "test", **test, **_baseline_columns(baseline, test)})
-        rows = run.read("metrics.jsonl")
-        history = History(
-            run.path, [r for r in rows if r["split"] == "train"], [r for r in rows if r["split"] == "val"]
-        )
-        history.summary = {
-            "task": describe(task),
-            "model": record.describe_model(model),
-            "steps": s.step,
-            "stopped": stopped,
-            "final": {
-                "train": history.train[-1] if history.train else {},
-                "val": history.val[-1] if history.val else {},
-            },
-            "best": {"metric": f"val {config.eval.metric}", "value": s.best.value, "step": s.best.step},
-            "baseline": baseline,
-            "solved": _solved(s, config, rows),
-            "test": test,
-            "test_baselines": _test_baselines(task) if test else {},
-            "processes": world.size,  # torchrun's; each trained on its share of every batch
-            "skipped_steps": s.guard.skipped,
-            "rollbacks": s.guard.rollbacks,
-            "wall_time_s": wall,  # this session's: a resumed run counts from the resume
-            "steps_per_s": (s.step - first_step) / wall,
-        }
-        artifacts = getattr(task, "artifacts", None)
-        for name, text in (artifacts() if callable(artifacts) else {}).items():
-            run.write_text(name, text)  # what the task keeps beside the model, e.g. its vocabulary
-        run.plot_loss(baseline.get("loss"))
-        diagnostics.finish()
-        run.write_json("summary.json", history.summary)
-    except Interrupted as e:  # a second signal: at once, from wherever the run was
-        e.step, e.resume = None if s is None else s.step, how_to_resume(run, recorded)
-        raise
-    finally:
-        if bar is not None:
+            for note in run.notes:
+                bar.say(note)
+            if changed:
+                run.event(
+                    "resume_changes",
+                    s.step,
+                    changes={k: {"from": a, "to": b} for k, (a, b) in changed.items()},
+                )
+                said = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+                bar.say(f"step {s.step}: resuming with {said}")
+            probes = config.diagnostics if world.main else DiagnosticsConfig(every=0)  # rank 0's share
+            diagnostics = TrainingDiagnostics(model, probes, run, s.step, say=bar.say)
+            first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
+
+            while s.step < config.steps:
+                if world.signalled(
+                    interrupts
+                ):  # the step before is done: stop here, with a checkpoint (below)
+                    break
+                window = next(windows)
+                s.carry = tbptt.begin(s.carry, window, b.stateful)
+                targets = window.targets(task.output)
+                x, lengths, start = (
+                    window.inputs,
+                    window.batch.lengths,
+                    window.start,
+                )  # forward cuts the lengths
+                if (
+                    targets is None
+                ):  # no loss: output "last" before the batch's end, or no row has a valid step
+                    with torch.no_grad(), amp.autocast():  # the state moves on
+                        _, s.carry = forward(x, s.carry, end=window.last, lengths=lengths, start=start)
+                    s.carry = tbptt.full_precision(s.carry)
+                    continue
+
+                # ---- forward backward (one update's gradient; diagnostics wrap exactly this block)
+                optimizer.zero_grad(set_to_none=True)
+                with diagnostics.watch(s.step + 1):  # every diagnostics.every steps: into diagnostics.jsonl
+                    with amp.autocast():
+                        if own:
+                            outputs = task.forward(trainee, window.batch)  # type: ignore[attr-defined]
+                        else:
+                            outputs, s.carry = train_forward(
+                                x, s.carry, end=window.last, lengths=lengths, start=start
+                            )
+                    outputs, s.carry = tbptt.upcast(outputs), tbptt.full_precision(s.carry)
+                    if (
+                        task.output == "sequence"
+                    ):  # the valid steps only: padding never reaches loss or metrics
+                        outputs, targets = tbptt.valid_steps(outputs, targets, window.lengths)
+                    loss = task.loss(outputs, targets)
+                    with world.peers("averaging the gradients"):  # DDP's all-reduce runs in the backward
+                        amp.backward(loss)  # fp16: the loss scaled
+                s.step, s.position = s.step + 1, window.position
+
+                # ---- guard: a NaN/Inf loss or gradient skips the update; too many in a row roll back
+                # distributed: the loss averaged over the ranks, the norm of the gradients DDP has averaged
+                (loss_value,) = world.mean([loss.item()])
+                amp.unscale(optimizer)
+                norm = clipping.global_norm(model.parameters()).item()
+                overflow = amp.overflowed(loss_value, norm)  # fp16's loss scale, not a divergence
+                bad = None if overflow else s.guard.check(loss_value, norm, model)
+                lr = current_lr(optimizer)
+                if overflow:
+                    amp.step(optimizer)  # the scaler skips the update and lowers the scale
+                    run.event("scaler_skip", s.step, scale=amp.scale)
+                    clipped = clipping.Clipped(norm, norm, clipped=False, threshold=None)
+                elif bad is not None:
+                    optimizer.zero_grad(set_to_none=True)
+                    run.event("nonfinite", s.step, epoch=window.epoch, batch=window.batch_index, **bad)
+                    if s.guard.should_roll_back():
+                        _roll_back(
+                            s, run, bar, checkpoints, config, f"{s.guard.in_a_row} non-finite steps in a row"
+                        )
+                    clipped = clipping.Clipped(norm, norm, clipped=False, threshold=None)
+
+                # ---- clip (one exploding gradient must not wreck the weights), then update
+                else:
+                    clipped = clipper(model.parameters(), norm)
+                    amp.step(optimizer)
+                step_schedule(scheduler)
+
+                # ---- log: loss, gradient norm before and after clipping, lr, the task's metrics
+                diagnostics.observe(
+                    s.step, loss_value, norm
+                )  # every step: precursor warnings, the loss trend
+                if s.step % config.log_every == 0 or bad is not None:
+                    row = _train_row(
+                        s.step, window, loss_value, clipped, lr, skipped=bad is not None or overflow
+                    )
+                    row["time_s"] = time.perf_counter() - t0  # since this session of the run began
+                    if bad is None:
+                        with torch.no_grad():
+                            task_metrics = task.metrics(outputs.detach(), targets)
+                        averaged = world.mean(list(task_metrics.values()))  # over the ranks
+                        task_metrics = dict(zip(task_metrics, averaged, strict=True))
+                        row.update(task_metrics)
+                        metric = metric or next(iter(task_metrics), None)
+                    run.log(row)
+                    bar.update(s.step, row, metric)
+
+                # ---- evaluate: validation loss and metrics, the best checkpoint, the plateau schedule
+                done = s.step >= config.steps
+                if (config.eval.every and s.step % config.eval.every == 0) or done:
+                    broken = nonfinite_weights(model)  # an update with a finite gradient can still overflow
+                    if broken:
+                        why = f"non-finite weights in {', '.join(broken)} at the evaluation"
+                        run.event("nonfinite", s.step, where="evaluation", parameters=broken)
+                        _roll_back(s, run, bar, checkpoints, config, why)
+                    val = evaluate(
+                        model, task, device, b.stateful, flush_denormal=config.numerics.flush_denormal
+                    )
+                    solved_before = s.best.solved
+                    if val:
+                        run.log({"step": s.step, "split": "val", **val, **_baseline_columns(baseline, val)})
+                        measured = val.get(config.eval.metric, 0.0)  # a missing metric: Best.update says so
+                        if math.isfinite(measured) and s.best.update(val, s.step):
+                            with interrupts.deferred():
+                                checkpoints.save_best(s.snapshot(config, task))
+                        if isinstance(scheduler, ReduceLROnPlateau):
+                            scheduler.step(val[config.eval.metric])
+                    if s.best.solved is not None and solved_before is None:  # eval.target reached: stop here
+                        reached = f"val {config.eval.metric} {val[config.eval.metric]:.4g}"
+                        run.event("solved", s.step, metric=config.eval.metric, value=val[config.eval.metric])
+                        bar.say(f"step {s.step}: solved, {reached} reached the target {config.eval.target:g}")
+                        stopped = "target"
+
+                # ---- checkpoint (never with non-finite weights: those roll back instead)
+                stop = s.best.should_stop or stopped == "target"
+                if s.step % config.checkpoint.every == 0 or done or stop:
+                    try:
+                        with interrupts.deferred():  # a second signal waits: the write is never cut short
+                            checkpoints.save(s.step, s.snapshot(config, task))
+                    except CheckpointError as e:
+                        _roll_back(s, run, bar, checkpoints, config, str(e))
+
+                # ---- termination: the step budget (the while), the target reached or early stopping
+                if stopped == "target":
+                    break
+                if stop:
+                    stopped = "early_stopping"
+                    why = f"no improvement of val {config.eval.metric} in {config.eval.patience} evaluations"
+                    run.event("early_stop", s.step, reason=why)
+                    bar.say(f"step {s.step}: stopping early, {why}")
+                    break
+
+            # ---- interrupted: a checkpoint where the run stopped (unless the loop just wrote it)
+            if interrupts.requested:
+                stopped = "interrupted" if s.step < config.steps else stopped
+                run.event("interrupted", s.step, signal=interrupts.name)
+                if [step for step, _ in checkpoints.steps()][-1:] != [s.step]:
+                    try:
+                        with interrupts.deferred():
+                            checkpoints.save(s.step, s.snapshot(config, task))
+                    except CheckpointError:
+                        pass  # non-finite weights: the run resumes from the checkpoint before
+
+            # ---- summary: final and best metrics, speed, the loss curve; summary.json last, as the mark of a
+            # run whose ending is written (a resume to the same step writes what is missing)
             bar.close()
-        interrupts.restore()
-        run.close()
-    if interrupts.requested:
-        raise Interrupted(
-            interrupts.signum or signal.SIGINT, step=s.step, resume=how_to_resume(run, recorded)
-        )
-    return history
+            wall = time.perf_counter() - t0
+            test: dict[str, float] = {}
+            if not interrupts.requested:  # the test split, once, with the final (or the best) weights
+                if config.eval.restore_best and checkpoints.best.is_file():
+                    model.load_state_dict(checkpoint.load(checkpoints.best)["model"])
+                    run.event("restored_best", s.step, best_step=s.best.step)
+                test = evaluate(
+                    model,
+                    task,
+                    device,
+                    b.stateful,
+                    flush_denormal=config.numerics.flush_denormal,
+                    split="test",
+                )
+                if test:
+                    run.log({"step": s.step, "split": "test", **test, **_baseline_columns(baseline, test)})
+            rows = run.read("metrics.jsonl")
+            history = History(
+                run.path, [r for r in rows if r["split"] == "train"], [r for r in rows if r["split"] == "val"]
+            )
+            history.summary = {
+                "task": describe(task),
+                "model": record.describe_model(model),
+                "steps": s.step,
+                "stopped": stopped,
+                "final": {
+                    "train": history.train[-1] if history.train else {},
+                    "val": history.val[-1] if history.val else {},
+                },
+                "best": {"metric": f"val {config.eval.metric}", "value": s.best.value, "step": s.best.step},
+                "baseline": baseline,
+                "solved": _solved(s, config, rows),
+                "test": test,
+                "test_baselines": _test_baselines(task) if test else {},
+                "processes": world.size,  # torchrun's; each trained on its share of every batch
+                "skipped_steps": s.guard.skipped,
+                "rollbacks": s.guard.rollbacks,
+                "wall_time_s": wall,  # this session's: a resumed run counts from the resume
+                "steps_per_s": (s.step - first_step) / wall,
+            }
+            artifacts = getattr(task, "artifacts", None)
+            for name, text in (artifacts() if callable(artifacts) else {}).items():
+                run.write_text(name, text)  # what the task keeps beside the model, e.g. its vocabulary
+            run.plot_loss(baseline.get("loss"))
+            diagnostics.finish()
+            run.write_json("summary.json", history.summary)
+        except Interrupted as e:  # a second signal: at once, from wherever the run was
+            e.step, e.resume = None if s is None else s.step, how_to_resume(run, recorded)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            interrupts.restore()
+            run.close()
+        if interrupts.requested:
+            raise Interrupted(
+                interrupts.signum or signal.SIGINT, step=s.step, resume=how_to_resume(run, recorded)
+            )
+        return history
 
 
 def _check(model: nn.Module, task: Task, config: TrainConfig) -> None:
