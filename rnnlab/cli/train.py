@@ -66,7 +66,7 @@ def run_train(args: argparse.Namespace, extra: list[str]) -> int:
     else:
         given = {**(cfg.read(args.config) if args.config else {}), **overrides}
         config, recipe = cfg.compose(given)
-        if recipe and not args.quiet:
+        if recipe and not args.quiet and os.environ.get("RANK", "0") == "0":  # once, not per process
             said = " ".join(f"--{k}={v}" for k, v in recipe.items())
             print(f"the {config.task.name} task's recipe (flags override it): {said}", file=sys.stderr)
         if args.overwrite:  # else the run folder decides: a folder of a run that did no step is taken over
