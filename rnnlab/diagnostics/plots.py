@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rnnlab.diagnostics.saturation import KEEP_CLOSED
+from rnnlab.text import format_number
 
 Record = Mapping[str, Any]
 
@@ -219,3 +220,37 @@ def save_all(history: Sequence[Record], folder: str | Path) -> list[Path]:
         fig.savefig(folder / name, dpi=100)
         paths.append(folder / name)
     return paths
+
+
+#: a y axis is logarithmic when its positive values span more than this factor: a loss that falls by
+#: orders of magnitude is then readable all along, not only its first steps.
+LOG_SPAN = 20.0
+#: the y axis of a metric to lower ends at this many times the median of the values drawn
+OFF_CHART = 1e3
+
+
+def scale_falling(ax: Any, values: Sequence[np.ndarray]) -> None:
+    """The y axis of a metric to lower: capped at OFF_CHART times the median of the values drawn, so a
+    diverged run's spike (a loss of 1e30) does not flatten every other curve (a note says how high it went),
+    and logarithmic when the values below the cap are all positive and span more than LOG_SPAN."""
+    finite = [v[np.isfinite(v)] for v in values if len(v)]
+    every = np.concatenate(finite) if finite else np.zeros(0)
+    if not len(every):
+        return
+    cap = OFF_CHART * float(np.median(np.abs(every)))
+    shown = every[every <= cap] if cap > 0 else every
+    if len(shown) < len(every):
+        ax.text(
+            0.01,
+            0.98,
+            f"off the chart: values up to {format_number(float(every.max()))}",
+            transform=ax.transAxes,
+            fontsize="small",
+            va="top",
+            color="C3",
+        )
+    if len(shown) and shown.min() > 0 and shown.max() / shown.min() > LOG_SPAN:
+        ax.set_yscale("log")
+    if len(shown) < len(every):
+        bottom = shown.min() / 2 if ax.get_yscale() == "log" else min(0.0, float(shown.min()))
+        ax.set_ylim(bottom, cap)

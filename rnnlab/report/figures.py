@@ -21,13 +21,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rnnlab.text import format_number
+from rnnlab.diagnostics.plots import scale_falling
 
-#: a y axis is logarithmic when its positive values span more than this factor: a loss that falls by
-#: orders of magnitude is then readable all along, not only its first steps.
-LOG_SPAN = 20.0
-#: the y axis of a metric to lower ends at this many times the median of the values drawn
-OFF_CHART = 1e3
 #: the training curve is drawn this opaque: there every step, noisy; the validation points carry the story.
 TRAIN_ALPHA = 0.3
 #: width in inches of the figures that span the page (the curves); the diagnostics' are 7.
@@ -105,7 +100,7 @@ def comparison_plot(runs: Sequence[Curves]) -> Figure:
             ax.axhline(baseline, color=color, ls="--", lw=1.0, label=f"{task} baseline (no memory)")
             drawn.append(np.array([baseline]))
         if not any(r.maximised for r in runs if r.metric == metric):
-            _scale(ax, drawn)
+            scale_falling(ax, drawn)
         ax.set(xlabel="training step", ylabel=f"validation {metric}", title=f"validation {metric} by run")
         ax.legend(fontsize="small", ncol=2)
     return fig
@@ -137,7 +132,7 @@ def curves_plot(run: Curves) -> Figure:
         if solved is not None:
             ax.axvline(solved, color="C2", ls=":", lw=1.0, label=f"solved at step {solved}")
         if name == "loss" or not run.maximised:
-            _scale(ax, drawn)
+            scale_falling(ax, drawn)
         ax.set(xlabel="training step", ylabel=name, title=f"{run.label}: {name} over training")
         ax.legend(fontsize="small", ncol=2)
     return fig
@@ -145,33 +140,6 @@ def curves_plot(run: Curves) -> Figure:
 
 def _same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
     return all(x.shape == y.shape and np.allclose(x, y, equal_nan=True) for x, y in zip(a, b, strict=True))
-
-
-def _scale(ax: Any, values: Sequence[np.ndarray]) -> None:
-    """The y axis of a metric to lower: capped at OFF_CHART times the median of the values drawn, so a
-    diverged run's spike (a loss of 1e30) does not flatten every other curve (a note says how high it went),
-    and logarithmic when the values below the cap are all positive and span more than LOG_SPAN."""
-    finite = [v[np.isfinite(v)] for v in values if len(v)]
-    every = np.concatenate(finite) if finite else np.zeros(0)
-    if not len(every):
-        return
-    cap = OFF_CHART * float(np.median(np.abs(every)))
-    shown = every[every <= cap] if cap > 0 else every
-    if len(shown) < len(every):
-        ax.text(
-            0.01,
-            0.98,
-            f"off the chart: values up to {format_number(float(every.max()))}",
-            transform=ax.transAxes,
-            fontsize="small",
-            va="top",
-            color="C3",
-        )
-    if len(shown) and shown.min() > 0 and shown.max() / shown.min() > LOG_SPAN:
-        ax.set_yscale("log")
-    if len(shown) < len(every):
-        bottom = shown.min() / 2 if ax.get_yscale() == "log" else min(0.0, float(shown.min()))
-        ax.set_ylim(bottom, cap)
 
 
 def _number(x: Any) -> bool:

@@ -309,10 +309,15 @@ class RunDir:
         """loss.png: the training loss per step and the validation loss, from metrics.jsonl, and the
         task's memoryless baseline as a dashed line (when given).
 
-        Drawn in ~50 ms: no pyplot (Agg, the user's backend left alone), fixed margins instead of
+        The y axis is logarithmic when the loss falls by orders of magnitude, and a diverged run's spike is
+        cut off with a note (`diagnostics.plots.scale_falling`, as the report draws its curves). Drawn in
+        ~50 ms: no pyplot (Agg, the user's backend left alone), fixed margins instead of
         tight_layout, plain tick labels instead of mathtext, at most `PLOT_POINTS` points a curve."""
+        import numpy as np
         from matplotlib.figure import Figure
         from matplotlib.ticker import LogFormatter, LogLocator
+
+        from rnnlab.diagnostics.plots import scale_falling
 
         rows = self.read("metrics.jsonl")
         fig = Figure(figsize=(6, 4))
@@ -327,9 +332,9 @@ class RunDir:
                 ax.plot(*zip(*pts, strict=True), style, label=f"{split} loss", markersize=3)
         if baseline is not None:
             ax.axhline(baseline, color="0.4", linestyle="--", linewidth=1, label="baseline (no memory)")
-        positive = all(r["loss"] > 0 for r in rows if r.get("loss") is not None)
-        if rows and positive:
-            ax.set_yscale("log")
+        losses = np.array([r["loss"] for r in rows if r.get("loss") is not None], dtype=float)
+        scale_falling(ax, [losses, np.array([] if baseline is None else [baseline])])  # a spike: cut off
+        if ax.get_yscale() == "log":
             ax.yaxis.set_major_formatter(LogFormatter())
             ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))  # not all eight: each tick is an artist
             ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
