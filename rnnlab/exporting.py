@@ -99,7 +99,7 @@ def plain_torch(model: Any) -> Plain:
     if not isinstance(model, SequenceModel):
         raise ConfigError(f"export takes an rnnlab.SequenceModel, got {type(model).__name__}")
     encoder = model.encoder
-    cell = encoder.cells[0] if hasattr(encoder, "cells") else encoder.cell
+    cell = encoder.cells[0]
     kind = next((k for k in _TORCH_MODULES if isinstance(cell, k)), None)
     if kind is None or fast_paths(cell).fused_op is None:
         raise ConfigError(
@@ -144,7 +144,7 @@ def example_inputs(model: Any, batch: int = 2, length: int = 16) -> tuple[Tensor
     else:
         x = torch.randn(*shape, encoder.input_size, generator=generator, dtype=first.dtype)
     size = (encoder.num_layers * encoder.num_directions, batch, encoder.hidden_size)
-    count = 2 if isinstance(plain_torch(model), PlainLSTM) else 1
+    count = 2 if isinstance(encoder.cells[0], LSTMCell) else 1  # (h, c) or h
     states = tuple(0.5 * torch.randn(size, generator=generator, dtype=first.dtype) for _ in range(count))
     return tuple(t.to(first.device) for t in (x, *states))
 

@@ -267,6 +267,7 @@ class Seq2Seq(nn.Module):
 
     def _beam_one(self, src: Tensor, lengths: Tensor, width: int, max_length: int | None) -> list[int]:
         memory, state, mask = self.encode(src, lengths)
+        keys = self.keys(memory) if self.attention == "bahdanau" else None  # once: the source's
         limit = max_length or self.max_length
         beams: list[tuple[float, list[int], Any]] = [(0.0, [], state)]
         finished: list[tuple[float, list[int]]] = []
@@ -274,8 +275,8 @@ class Seq2Seq(nn.Module):
             k = len(beams)
             tokens = torch.tensor([b[1][-1] if b[1] else BOS for b in beams], device=src.device)
             states = _stack_states([b[2] for b in beams])
-            keys = self.keys(memory.expand(k, -1, -1)) if self.attention == "bahdanau" else None
-            y, new, _ = self.step(tokens, states, memory.expand(k, -1, -1), keys, mask.expand(k, -1))
+            many = None if keys is None else keys.expand(k, -1, -1)
+            y, new, _ = self.step(tokens, states, memory.expand(k, -1, -1), many, mask.expand(k, -1))
             logp = torch.log_softmax(_writable(y), dim=-1)  # (k, V)
             total = torch.tensor([b[0] for b in beams], device=src.device)[:, None] + logp
             best, at = total.view(-1).topk(min(width, total.numel()))
