@@ -32,6 +32,10 @@ A task that reads real files can also prepare a file of the user's as its test s
 into one plain row per predicted item (`prediction_rows`): what `rnnlab evaluate RUN --input FILE` and
 `rnnlab predict` use. A classifier's rows come from its `classes`; the other tasks raise a ConfigError.
 
+A task whose model is not a `SequenceModel` (`own_forward = True`: an encoder-decoder) builds it from the
+run's [model] settings (`build_model`) and runs it on a batch (`forward`); the loop then trains on whole
+sequences, no truncated BPTT.
+
 A stream task (`stream = True`) cuts one long sequence per batch row into consecutive batches (`batchify`);
 with `bptt.stateful` the loop carries the state from each batch into the next and resets it at the start of
 every epoch and for the rows that `Batch.reset` marks (a document boundary).
@@ -86,6 +90,9 @@ class Task(ABC):
     vocab_size: int | None = None
     #: a classifier's class names, class id k is `classes[k]`; empty for a task that does not classify.
     classes: tuple[str, ...] = ()
+    #: True for a task whose model is no SequenceModel: it builds it (`build_model(model_config)`) and runs
+    #: it (`forward(model, batch) -> outputs`), on whole sequences (the seq2seq task's encoder-decoder).
+    own_forward: ClassVar[bool] = False
     #: the settings a registered task declares (a TaskConfig subclass); None for a task built in Python.
     Settings: ClassVar[type[TaskConfig] | None] = None
     #: training settings that solve this task, as config overrides {"model.cell": "lstm", ...} (RESULTS.md).

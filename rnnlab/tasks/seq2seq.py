@@ -28,7 +28,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -61,7 +61,7 @@ class Seq2SeqTask(Task):
 
     name = "seq2seq"
     output = "last"  # one item per pair: its loss and metrics are the pair's
-    own_forward = True
+    own_forward: ClassVar[bool] = True
 
     @dataclass
     class Settings(TaskConfig):
