@@ -315,21 +315,16 @@ def _train(
             first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
 
             while s.step < config.steps:
-                if world.signalled(
-                    interrupts
-                ):  # the step before is done: stop here, with a checkpoint (below)
+                # the step before is done: stop here, with a checkpoint (below)
+                if world.signalled(interrupts):
                     break
                 window = next(windows)
                 s.carry = tbptt.begin(s.carry, window, b.stateful)
                 targets = window.targets(task.output)
-                x, lengths, start = (
-                    window.inputs,
-                    window.batch.lengths,
-                    window.start,
-                )  # forward cuts the lengths
-                if (
-                    targets is None
-                ):  # no loss: output "last" before the batch's end, or no row has a valid step
+                # forward cuts the lengths
+                x, lengths, start = window.inputs, window.batch.lengths, window.start
+                # no loss: output "last" before the batch's end, or no row has a valid step
+                if targets is None:
                     with torch.no_grad(), amp.autocast():  # the state moves on
                         _, s.carry = forward(x, s.carry, end=window.last, lengths=lengths, start=start)
                     s.carry = tbptt.full_precision(s.carry)
@@ -346,9 +341,8 @@ def _train(
                                 x, s.carry, end=window.last, lengths=lengths, start=start
                             )
                     outputs, s.carry = tbptt.upcast(outputs), tbptt.full_precision(s.carry)
-                    if (
-                        task.output == "sequence"
-                    ):  # the valid steps only: padding never reaches loss or metrics
+                    # the valid steps only: padding never reaches loss or metrics
+                    if task.output == "sequence":
                         outputs, targets = tbptt.valid_steps(outputs, targets, window.lengths)
                     loss = task.loss(outputs, targets)
                     with world.peers("averaging the gradients"):  # DDP's all-reduce runs in the backward
@@ -383,9 +377,7 @@ def _train(
                 step_schedule(scheduler)
 
                 # ---- log: loss, gradient norm before and after clipping, lr, the task's metrics
-                diagnostics.observe(
-                    s.step, loss_value, norm
-                )  # every step: precursor warnings, the loss trend
+                diagnostics.observe(s.step, loss_value, norm)  # every step: precursor warnings, the trend
                 if s.step % config.log_every == 0 or bad is not None:
                     row = _train_row(
                         s.step, window, loss_value, clipped, lr, skipped=bad is not None or overflow
