@@ -53,7 +53,11 @@ def test_a_bf16_run_trains_like_the_float32_run(tmp_path, capsys):
     assert weights["carry"]["state"] is None or weights["carry"]["state"][0].dtype == torch.float32
 
 
-def test_fp16_on_the_cpu_is_refused_with_bf16_named():
+def test_fp16_on_the_cpu_is_refused_with_bf16_named(tmp_path, capsys):
+    flags = ["--task", "adding", "--steps", "2", "--device", "cpu", "--precision", "fp16", "--quiet"]
+    assert main(["train", *flags, "--out", str(tmp_path / "run")]) == 2
+    assert "on the CPU use bf16" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
     with pytest.raises(ConfigError, match="fp16 needs CUDA .* on the CPU use bf16"):
         Precision("fp16", torch.device("cpu"))
     with pytest.raises(ConfigError, match="precision: one of fp32, bf16, fp16"):

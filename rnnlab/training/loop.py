@@ -251,6 +251,7 @@ def _train(
             torch.manual_seed(config.seed * 1_000_003 + world.rank)
             progress, quiet = False, True
         world.check_batch_size(getattr(task, "batch_size", None))
+        amp = Precision(config.precision, device)  # refused here (fp16 on the CPU), before any file
         model.to(device).train()
         check_metric(model, task, device, config.eval)
         config.out = world.broadcast(config.out or str(default_folder(getattr(task, "name", "task"))))
@@ -264,7 +265,6 @@ def _train(
             optimizer = build_optimizer(model, config.optim)
             scheduler = build_scheduler(optimizer, config.schedule, config.steps, config.eval.mode)
             clipper = clipping.Clipper(config.clip)
-            amp = Precision(config.precision, device)
             s = State(
                 model,
                 optimizer,
