@@ -31,6 +31,7 @@ import math
 import tomllib
 import types
 import typing
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,13 +243,24 @@ def fields(config: Any = None, prefix: str = "") -> Iterator[tuple[str, dataclas
     (dotted name, field, type): ("steps", ...), ("optim.lr", ...), ...; the [task] fields are those of the
     task that `config.task` names."""
     config = TrainConfig() if config is None else config
-    hints = typing.get_type_hints(type(config))
+    hints = _hints(type(config))
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if dataclasses.is_dataclass(value):
             yield from fields(value, prefix + f.name + ".")
         else:
             yield prefix + f.name, f, hints[f.name]
+
+
+_HINTS: weakref.WeakKeyDictionary[type, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """`typing.get_type_hints(cls)`, once per class: evaluating the string annotations costs ~0.1 s a
+    config, which every run pays several times (config.toml, each checkpoint's record of it)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _type_name(tp: Any) -> str:
