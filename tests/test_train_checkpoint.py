@@ -1,5 +1,6 @@
 """Checkpoints: exact resume, atomic writes, weights-only loading, clear errors, the last K and the best."""
 
+import json
 import os
 import pickle
 import signal
@@ -196,3 +197,22 @@ def test_a_writer_killed_mid_save_leaves_the_previous_checkpoint_loadable(tmp_pa
     assert any(p.name.startswith(".ckpt.pt.tmp") for p in tmp_path.iterdir())  # the half-done file
     payload = load(path)
     assert payload["step"] == 1 and torch.equal(payload["model"]["w"], torch.ones(4))
+
+
+def test_every_row_up_to_a_checkpoint_is_in_its_file_when_the_checkpoint_is_written(tmp_path, monkeypatch):
+    """Rows wait in memory (run.py's `append`): a run killed just after a checkpoint must still have them
+    all, or its resume would leave a gap in metrics.jsonl."""
+    from rnnlab.training import checkpoint
+
+    seen = {}
+    write = checkpoint.save
+
+    def save_and_look(path, payload, really=True):
+        lines = (tmp_path / "metrics.jsonl").read_text().splitlines() if payload["step"] else []
+        rows = [json.loads(line) for line in lines]
+        seen[payload["step"]] = sorted({row["step"] for row in rows if row["split"] == "train"})
+        return write(path, payload, really)
+
+    monkeypatch.setattr(checkpoint, "save", save_and_look)
+    run(tmp_path, 10)
+    assert seen[5] == [1, 2, 3, 4, 5] and seen[10] == list(range(1, 11))

@@ -1,6 +1,7 @@
 """The run folder: a new run claims and locks its folder, rewrites are atomic, a resume moves redone rows
 aside, and what a run cut off at any instant left is tidied or taken over."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from rnnlab.training import RunDir, RunFolderError, TrainConfig
+from rnnlab.training import run as run_module
 from rnnlab.training.run import default_folder, resume_folder
 
 
@@ -142,3 +144,37 @@ def test_a_changed_config_keeps_the_old_one_beside_it(tmp_path):
     run.write_config(TrainConfig(steps=9), step=5)
     assert "steps = 9" in (run.path / "config.toml").read_text()
     assert "steps = 5" in (run.path / "config.step-000005.toml").read_text()
+
+
+def test_rows_wait_in_memory_until_a_flush_and_reads_see_them(tmp_path, monkeypatch):
+    run = RunDir(tmp_path / "run")
+    run.log({"step": 1, "split": "train", "loss": 0.5})
+    run.event("nonfinite", 1, loss=float("nan"))
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # not yet in the file
+    assert run.read("metrics.jsonl") == [{"step": 1, "split": "train", "loss": 0.5}]  # a read flushes
+    assert run.read("events.jsonl") == [{"event": "nonfinite", "step": 1, "loss": None}]
+    run.log({"step": 2, "split": "train", "loss": 0.25})
+    run.close()  # and so does closing
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
+
+
+def test_rows_reach_the_file_at_most_flush_s_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_module, "FLUSH_S", 0.0)
+    run = RunDir(tmp_path / "run")
+    run.log({"step": 1, "split": "train", "loss": 0.5})
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text()) == {
+        "step": 1,
+        "split": "train",
+        "loss": 0.5,
+    }
+    run.close()
+
+
+def test_a_row_changed_after_it_was_logged_is_written_as_it_was(tmp_path):
+    run = RunDir(tmp_path / "run")
+    row = {"step": 1, "split": "train", "loss": 0.5}
+    run.log(row)
+    row["loss"] = 9.0
+    assert run.read("metrics.jsonl")[0]["loss"] == 0.5
+    run.close()

@@ -12,6 +12,7 @@ signals.py     Ctrl-C and SIGTERM: stop after the step, never inside a checkpoin
 evaluate.py    validation and the best result
 build.py       seeds, device, model, optimiser and schedule from the config
 run.py         the run folder: metrics.jsonl, TensorBoard, summary.json, loss.png
+events.py      TensorBoard's event file, written in the loop's thread and buffered
 record.py      what the run folder says about the model and the task it trained
 diagnostics.py rnnlab.watch every N steps, into the run folder
 precursor.py   a gradient-norm spike or climb, warned before anything is non-finite

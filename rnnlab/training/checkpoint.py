@@ -127,14 +127,21 @@ def alternatives(path: str | Path) -> list[Path]:
 class Checkpoints:
     """The checkpoint folder of a run: `step-NNNNNN.pt` files (the last `keep` kept) and `best.pt`.
 
-    `write=False` (the ranks of a distributed run but 0) checks each payload and writes nothing; `then` is
-    called after every save (there: a barrier, so that no rank reads a checkpoint before it is written)."""
+    `write=False` (the ranks of a distributed run but 0) checks each payload and writes nothing; `before` is
+    called before every save (the run's rows logged so far into their files, so that a run resumed from
+    this checkpoint finds them all), `then` after it (distributed: a barrier, so that no rank reads a
+    checkpoint before it is written)."""
 
     def __init__(
-        self, folder: str | Path, keep: int = 3, write: bool = True, then: Callable[[], None] | None = None
+        self,
+        folder: str | Path,
+        keep: int = 3,
+        write: bool = True,
+        before: Callable[[], None] | None = None,
+        then: Callable[[], None] | None = None,
     ) -> None:
         self.folder, self.keep, self.write = Path(folder), keep, write
-        self.then = then or (lambda: None)
+        self.before, self.then = before or (lambda: None), then or (lambda: None)
 
     def steps(self) -> list[tuple[int, Path]]:
         """(step, path) of every step checkpoint, oldest first."""
@@ -155,6 +162,7 @@ class Checkpoints:
 
     def save(self, step: int, payload: dict[str, Any]) -> Path:
         """Write the checkpoint of `step`, then delete all but the last `keep`."""
+        self.before()
         path = save(self.folder / f"step-{step:06d}.pt", payload, self.write)
         if self.write:
             for _, old in self.steps()[: -self.keep]:
@@ -163,6 +171,7 @@ class Checkpoints:
         return path
 
     def save_best(self, payload: dict[str, Any]) -> Path:
+        self.before()
         path = save(self.best, payload, self.write)
         self.then()
         return path

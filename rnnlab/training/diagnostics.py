@@ -76,12 +76,13 @@ class TrainingDiagnostics:
         """The first step (the initialisation's verdict, before any update has changed it) and every N-th."""
         return self.config.every > 0 and (step == 1 or step % self.config.every == 0)
 
+    def watch(self, step: int) -> contextlib.AbstractContextManager[Probe | None]:
+        """Wrap one update's forward and backward: a probe on the steps that are due, else nothing (a
+        `nullcontext`: the steps between probes pay nothing for the wrapping)."""
+        return self._probe(step) if self.due(step) else contextlib.nullcontext()
+
     @contextlib.contextmanager
-    def watch(self, step: int) -> Iterator[Probe | None]:
-        """Wrap one update's forward and backward: a probe on the steps that are due, else nothing."""
-        if not self.due(step):
-            yield None
-            return
+    def _probe(self, step: int) -> Iterator[Probe]:
         norms = [r["grad_norm"] for r in self.history if _finite(r.get("grad_norm"))]
         median = statistics.median(norms) if norms else None
         with watch(self.model, jacobian=self.config.jacobian, median_grad_norm=median) as probe:
@@ -103,9 +104,7 @@ class TrainingDiagnostics:
         from rnnlab.diagnostics import plots  # matplotlib loads with the first probe, not with rnnlab
 
         fig = plots.profile_heatmap(self.history)
-        self.run.tensorboard.add_image(
-            "diagnostics/grad_flow", plots.figure_to_array(fig), step, dataformats="HWC"
-        )
+        self.run.image("diagnostics/grad_flow", plots.figure_to_array(fig), step)
         for name, layer in report.layers.items():
             verdict = layer.verdict
             if self.said.get(name) != (verdict.name, verdict.severity):

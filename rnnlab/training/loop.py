@@ -276,7 +276,9 @@ def _train(
                 precision=amp,
             )
             written = partial(world.barrier, "a checkpoint")  # no rank reads one before it is written
-            checkpoints = Checkpoints(run.checkpoints, config.checkpoint.keep, write=world.main, then=written)
+            checkpoints = Checkpoints(
+                run.checkpoints, config.checkpoint.keep, write=world.main, before=run.flush, then=written
+            )
             changed: dict[str, tuple[Any, Any]] = {}
             if ckpt_path is not None:
                 changed = s.restore(ckpt_path, config, task, device)
@@ -497,6 +499,7 @@ def _train(
                 run.write_text(name, text)  # what the task keeps beside the model, e.g. its vocabulary
             run.plot_loss(baseline.get("loss"))
             diagnostics.finish()
+            run.flush()  # every row in its file before the summary marks the run's ending written
             run.write_json("summary.json", history.summary)
         except Interrupted as e:  # a second signal: at once, from wherever the run was
             e.step, e.resume = None if s is None else s.step, how_to_resume(run, recorded)

@@ -7,13 +7,14 @@
       events.jsonl         skipped non-finite steps, rollbacks, early stopping
       *.superseded.jsonl   rows logged after the checkpoint a resumed run continued from (then redone)
       checkpoints/         step-NNNNNN.pt (the last K) and best.pt
-      tensorboard/         event files with the same scalars
+      tensorboard/         event files with the same scalars (events.py)
       summary.json         the task and model, final and best metrics, steps, wall time, steps per second
       loss.png             the loss curve
       .lock                the lock of the run writing the folder (lock.py)
 
-Other parts of rnnlab add their own files with `append` (JSON lines) and `scalars` (TensorBoard). Files
-that are rewritten rather than appended to are replaced atomically (`write_text`).
+Other parts of rnnlab add their own files with `append` (JSON lines) and `scalars`/`image` (TensorBoard);
+both wait in memory and reach their files together, at most `FLUSH_S` apart, at every `flush` and at
+`close`. Files that are rewritten rather than appended to are replaced atomically (`write_text`).
 
 Opening a folder takes its lock (one writer at a time) and tidies what a run cut off at any instant left:
 the temporary files of a write it did not finish are removed, and a torn last line of a JSON-lines file (a
@@ -37,12 +38,19 @@ from typing import IO, TYPE_CHECKING, Any
 from rnnlab.errors import RunFolderError
 from rnnlab.training import config as cfg
 from rnnlab.training import record
+from rnnlab.training.events import EventFile
 from rnnlab.training.lock import NAME as LOCK_NAME
 from rnnlab.training.lock import RunLock
 
 if TYPE_CHECKING:
-    from torch.utils.tensorboard import SummaryWriter
+    import numpy as np
 
+
+#: the longest rows and TensorBoard values wait in memory before they reach their files (see `append`).
+FLUSH_S = 2.0
+
+#: the columns of a metrics row that TensorBoard does not get (where the step is, not how it went).
+NOT_SCALARS = frozenset({"step", "split", "epoch", "batch", "time_s"})
 
 #: the most points loss.png draws of one curve (longer runs are thinned evenly).
 PLOT_POINTS = 2000
@@ -144,7 +152,9 @@ class RunDir:
 
     def __init__(self, path: str | Path, *, resume: bool = False) -> None:
         self._open: dict[str, IO[str]] = {}  # JSON-lines files being appended to
-        self._tb: SummaryWriter | None = None
+        self._pending: dict[str, list[dict[str, Any]]] = {}  # their rows not yet written (append)
+        self._flushed = time.monotonic()
+        self._tb: EventFile | None = None  # tensorboard/'s event file, made at the first value logged
         self._lock: RunLock | None = None
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
@@ -216,26 +226,42 @@ class RunDir:
                 self.write_text(file.name, text + "\n")
 
     @property
-    def tensorboard(self) -> SummaryWriter:
-        """The TensorBoard writer of tensorboard/, made (and tensorboard imported) at the first use."""
+    def tensorboard(self) -> EventFile:
+        """The event file of tensorboard/ (events.py: written in this thread, buffered a few seconds)."""
         if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(log_dir=str(self.path / "tensorboard"))
+            self._tb = EventFile(self.path / "tensorboard", flush_s=math.inf)  # flushed with the rows
         return self._tb
 
     def append(self, name: str, row: Mapping[str, Any]) -> None:
-        """Append one JSON object as a line of `name` (non-finite numbers become null). The file stays open
-        for the run; each line reaches the OS at once, so a killed process loses none."""
-        f = self._open.get(name)
-        if f is None:
-            f = self._open[name] = open(self.path / name, "a")  # noqa: SIM115  (closed by close())
-        f.write(json.dumps(_finite(row)) + "\n")
-        f.flush()
+        """Append one JSON object as a line of `name` (non-finite numbers become null).
+
+        Rows wait in memory and reach the file together, at most `FLUSH_S` seconds apart and at every
+        `flush` (the loop flushes before each checkpoint, `close` at the end): serialising 100 rows at once
+        costs a fraction of serialising them one per training step, between forward and backward passes
+        that have pushed the code out of the caches. A process killed outright loses at most the last
+        `FLUSH_S` seconds of rows, all of them logged after its last checkpoint, which a resume redoes."""
+        self._pending.setdefault(name, []).append(dict(row))
+        if time.monotonic() - self._flushed >= FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Every row appended so far into its file, and the TensorBoard values into theirs (to the OS)."""
+        for name, rows in self._pending.items():
+            f = self._open.get(name)
+            if f is None:
+                f = self._open[name] = open(self.path / name, "a")  # noqa: SIM115  (closed by close())
+            f.write("".join(json.dumps(_finite(row)) + "\n" for row in rows))
+            f.flush()
+        self._pending.clear()
+        if self._tb is not None:
+            self._tb.flush()
+        self._flushed = time.monotonic()
 
     def read(self, name: str) -> list[dict[str, Any]]:
         """The JSON lines of `name` ([] when there is none); a line that is not JSON is a RunFolderError
         naming the file and the line (opening the folder has dropped a torn last one)."""
+        if name in self._pending:
+            self.flush()
         file = self.path / name
         if not file.is_file():
             return []
@@ -254,28 +280,28 @@ class RunDir:
         """A line in events.jsonl: a skipped step, a rollback, early stopping."""
         self.append("events.jsonl", {"event": event, "step": step, **details})
 
-    def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
-        """Log the finite numbers of `values` to TensorBoard as `prefix/name`, in one event (one record
-        for all of them, built as protobuf values directly: torch's `add_scalar` costs ~15 µs a value in
-        NumPy checks, which dominated a small model's step)."""
-        from tensorboard.compat.proto.summary_pb2 import Summary
+    def scalars(
+        self, prefix: str, values: Mapping[str, Any], step: int, leave_out: frozenset[str] = frozenset()
+    ) -> None:
+        """Log the finite numbers of `values` (but those in `leave_out`) to TensorBoard as `prefix/name`,
+        in one event."""
+        self.tensorboard.scalars(prefix, values, step, leave_out)
 
-        tags = [
-            Summary.Value(tag=f"{prefix}/{name}", simple_value=float(value))
-            for name, value in values.items()
-            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        ]
-        if tags:
-            self.tensorboard._get_file_writer().add_summary(Summary(value=tags), step)
+    def image(self, tag: str, pixels: np.ndarray, step: int) -> None:
+        """An (H, W, 3) uint8 image to TensorBoard's Images tab as `tag`."""
+        from torch.utils.tensorboard.summary import image
+
+        self.tensorboard.summary(image(tag, pixels, dataformats="HWC"), step)
 
     def log(self, row: Mapping[str, Any]) -> None:
         """A metrics row: to metrics.jsonl and, under train/ or val/, to TensorBoard."""
         self.append("metrics.jsonl", row)
-        values = {k: v for k, v in row.items() if k not in ("step", "split", "epoch", "batch", "time_s")}
-        self.scalars(str(row.get("split", "train")), values, int(row["step"]))
+        self.scalars(str(row.get("split", "train")), row, int(row["step"]), NOT_SCALARS)
 
     def write_text(self, name: str, text: str) -> None:
         """Replace `name` atomically (temporary file, rename): a crash leaves the old file or the new."""
+        if name in self._pending:  # rows appended before the file is replaced belong to the old one
+            self.flush()
         if name in self._open:  # appends must go to the new file, not the replaced one
             self._open.pop(name).close()
         write_atomically(self.path / name, text)
@@ -347,19 +373,21 @@ class RunDir:
         return out
 
     def close(self) -> None:
-        """Close the files and the TensorBoard writer, and give the folder's lock up."""
+        """Close the files and the TensorBoard event file, and give the folder's lock up."""
         self._close_files()
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
 
     def _close_files(self) -> None:
+        if getattr(self, "_pending", None):
+            self.flush()
         for f in self._open.values():
             f.close()
         self._open.clear()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
 
     def __del__(self) -> None:  # a RunDir dropped without close(): its files close, its lock goes
         self._close_files()
@@ -374,7 +402,8 @@ class ShadowRunDir(RunDir):
     history) and read the checkpoints rank 0 writes (`distributed.py`)."""
 
     def __init__(self, path: str | Path) -> None:  # no lock, no tidying: the folder is rank 0's
-        self._open, self._tb, self._lock = {}, None, None
+        self._open, self._tb, self._lock, self._pending = {}, None, None, {}
+        self._flushed = time.monotonic()
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
         self.notes = []
@@ -386,7 +415,12 @@ class ShadowRunDir(RunDir):
     def read(self, name: str) -> list[dict[str, Any]]:
         return list(self._rows.get(name, []))
 
-    def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
+    def scalars(
+        self, prefix: str, values: Mapping[str, Any], step: int, leave_out: frozenset[str] = frozenset()
+    ) -> None:
+        pass
+
+    def image(self, tag: str, pixels: np.ndarray, step: int) -> None:
         pass
 
     def write_text(self, name: str, text: str) -> None:
