@@ -208,14 +208,18 @@ class World:
 
         return torch.device("cuda", self.local_rank) if dist.get_backend() == "nccl" else torch.device("cpu")
 
-    @contextlib.contextmanager
-    def peers(self, what: str) -> Iterator[None]:
+    def peers(self, what: str) -> contextlib.AbstractContextManager[None]:
         """A block that communicates with the other ranks (the backward, where DDP averages the
-        gradients): an error of the communication there is a `DistributedError` that says so."""
+        gradients): an error of the communication there is a `DistributedError` that says so (alone:
+        nothing to wrap)."""
+        return self._peers(what) if self.distributed else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _peers(self, what: str) -> Iterator[None]:
         try:
             yield
         except RuntimeError as e:
-            if not self.distributed or not _communication(e):
+            if not _communication(e):
                 raise
             raise self._stopped(e, what) from None
 

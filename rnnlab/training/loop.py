@@ -315,6 +315,7 @@ def _train(
             probes = config.diagnostics if world.main else DiagnosticsConfig(every=0)  # rank 0's share
             diagnostics = TrainingDiagnostics(model, probes, run, s.step, say=bar.say)
             first_step, t0, stopped, metric = s.step, time.perf_counter(), "steps", None
+            parameters = list(model.parameters())  # once: a rollback loads weights into these same tensors
 
             while s.step < config.steps:
                 # the step before is done: stop here, with a checkpoint (below)
@@ -355,7 +356,7 @@ def _train(
                 # distributed: the loss averaged over the ranks, the norm of the gradients DDP has averaged
                 (loss_value,) = world.mean([loss.item()])
                 amp.unscale(optimizer)
-                norm = clipping.global_norm(model.parameters()).item()
+                norm = clipping.global_norm(parameters)
                 overflow = amp.overflowed(loss_value, norm)  # fp16's loss scale, not a divergence
                 bad = None if overflow else s.guard.check(loss_value, norm, model)
                 lr = current_lr(optimizer)
@@ -374,7 +375,7 @@ def _train(
 
                 # ---- clip (one exploding gradient must not wreck the weights), then update
                 else:
-                    clipped = clipper(model.parameters(), norm)
+                    clipped = clipper(parameters, norm)
                     amp.step(optimizer)
                 step_schedule(scheduler)
 

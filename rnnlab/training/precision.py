@@ -23,7 +23,6 @@ unchanged, the absolute norms are multiplied by the scale at that step.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -47,13 +46,11 @@ class Precision:
         self.dtype = DTYPES[name]
         self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
 
-    @contextlib.contextmanager
-    def autocast(self) -> Iterator[None]:
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """torch's autocast to the run's 16-bit dtype, or nothing (full precision)."""
         if self.dtype is None:
-            yield
-        else:
-            with torch.autocast(self.device.type, dtype=self.dtype):
-                yield
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def backward(self, loss: torch.Tensor) -> None:
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()

@@ -171,10 +171,12 @@ def check_batch(batch: Batch, where: str, vocab_size: int | None = None) -> None
             )
     elif x.dim() != 3:
         raise DataError(f"{where}: inputs must be (batch, time, features), got shape {tuple(x.shape)}")
-    elif not _all_finite(x):
-        raise DataError(f"{where}: inputs contain NaN or Inf")
-    if batch.targets.is_floating_point() and not _all_finite(batch.targets):
-        raise DataError(f"{where}: targets contain NaN or Inf")
+    floats = [t for t in (x, batch.targets) if t.is_floating_point()]  # token ids are checked above
+    if floats and not _all_finite(*floats):  # one check of both; then the one that names which
+        if x.is_floating_point() and not _all_finite(x):
+            raise DataError(f"{where}: inputs contain NaN or Inf")
+        if batch.targets.is_floating_point() and not _all_finite(batch.targets):
+            raise DataError(f"{where}: targets contain NaN or Inf")
     lengths = batch.lengths
     if lengths is not None:
         B, T = x.shape[:2]
@@ -186,10 +188,12 @@ def check_batch(batch: Batch, where: str, vocab_size: int | None = None) -> None
             raise DataError(f"{where}: lengths must lie in [0, {T}] (the time steps), got {low} to {high}")
 
 
-def _all_finite(x: Tensor) -> bool:
-    """Every entry finite: a sum is finite when they all are (one pass, no bool tensor); only a sum that
-    is not, which may be an overflow of finite values, is checked entry by entry."""
-    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+def _all_finite(*tensors: Tensor) -> bool:
+    """Every entry of every tensor finite: a sum is finite when they all are (one pass each, no bool
+    tensor, and one test for all); only a sum that is not, which may be an overflow of finite values, is
+    checked entry by entry."""
+    total = sum((t.sum() for t in tensors[1:]), tensors[0].sum())
+    return bool(torch.isfinite(total)) or all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def begin(carry: Carry, window: Window, stateful: bool) -> Carry:
