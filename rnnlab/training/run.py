@@ -246,13 +246,13 @@ class RunDir:
 
     def flush(self) -> None:
         """Every row appended so far into its file, and the TensorBoard values into theirs (to the OS)."""
-        for name, rows in self._pending.items():
+        while self._pending:  # each file's rows taken before they are written: a failed write is not redone
+            name, rows = self._pending.popitem()
             f = self._open.get(name)
             if f is None:
                 f = self._open[name] = open(self.path / name, "a")  # noqa: SIM115  (closed by close())
             f.write("".join(json.dumps(_finite(row)) + "\n" for row in rows))
             f.flush()
-        self._pending.clear()
         if self._tb is not None:
             self._tb.flush()
         self._flushed = time.monotonic()
