@@ -2,6 +2,11 @@
 whose ending was never written."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -136,3 +141,41 @@ def test_a_run_cut_off_before_its_summary_finishes_it_on_a_resume_to_the_same_st
     assert [r["step"] for r in history.train] == [1, 2, 3, 4, 5]
     with pytest.raises(ConfigError, match="at step 5 already; ask for more steps"):  # now it is finished
         run(tmp_path, 5, resume=tmp_path)
+
+
+KILLED_RUN = """
+import sys, torch
+from rnnlab import SequenceModel
+from rnnlab.tasks import SineTask
+from rnnlab.training import train
+from rnnlab.training.config import TrainConfig, override
+task = SineTask(seq_len=10, train_size=48, val_size=16, batch_size=8)
+torch.manual_seed(0)
+settings = {"steps": 100000, "out": sys.argv[1], "checkpoint.every": 5, "eval.every": 5}
+config = override(TrainConfig(), settings)
+train(SequenceModel(1, 8, 1), task, config, progress=False)
+"""
+
+
+def test_a_run_killed_outright_resumes_with_every_row_once(tmp_path):
+    """SIGKILL: no clean-up at all. The rows still in memory are all after the last checkpoint, which the
+    resume redoes, so metrics.jsonl ends with every step's row exactly once."""
+    folder = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(folder)])
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "checkpoints" / "step-000015.pt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never reached step 15"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    last = max(int(p.stem[5:]) for p in (folder / "checkpoints").glob("step-*.pt"))
+    task = SineTask(seq_len=10, train_size=48, val_size=16, batch_size=8)
+    torch.manual_seed(0)
+    config = override(TrainConfig(), {"steps": last + 7, "checkpoint.every": 5, "eval.every": 5})
+    history = train(SequenceModel(1, 8, 1), task, config, resume=folder, progress=False)
+    assert [r["step"] for r in history.train] == list(range(1, last + 8))
+    val_steps = [r["step"] for r in history.val]
+    assert val_steps == sorted(set(val_steps)) and val_steps[-1] == last + 7
