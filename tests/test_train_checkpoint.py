@@ -3,13 +3,10 @@
 import json
 import os
 import pickle
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
+from killing import kill_when
 
 from rnnlab import SequenceModel
 from rnnlab.tasks import SineTask
@@ -184,16 +181,7 @@ checkpoint.save(sys.argv[1], {"model": {"w": torch.zeros(1_000_000)}, "step": 2}
 def test_a_writer_killed_mid_save_leaves_the_previous_checkpoint_loadable(tmp_path):
     path, flag = tmp_path / "ckpt.pt", tmp_path / "writing"
     save(path, {"model": {"w": torch.ones(4)}, "step": 1})
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(flag)])
-    try:
-        deadline = time.monotonic() + 120
-        while not flag.exists():  # the writer is inside save(), its temporary file written
-            assert writer.poll() is None and time.monotonic() < deadline, "the writer never reached fsync"
-            time.sleep(0.05)
-        os.kill(writer.pid, signal.SIGKILL)
-    finally:
-        writer.wait()
-    assert writer.returncode == -signal.SIGKILL
+    kill_when(WRITER, [str(path), str(flag)], flag, "fsync")  # inside save(), its temporary file written
     assert any(p.name.startswith(".ckpt.pt.tmp") for p in tmp_path.iterdir())  # the half-done file
     payload = load(path)
     assert payload["step"] == 1 and torch.equal(payload["model"]["w"], torch.ones(4))

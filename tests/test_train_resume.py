@@ -2,14 +2,10 @@
 whose ending was never written."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
+from killing import kill_when
 
 from rnnlab import SequenceModel
 from rnnlab.tasks import SineTask
@@ -161,16 +157,7 @@ def test_a_run_killed_outright_resumes_with_every_row_once(tmp_path):
     """SIGKILL: no clean-up at all. The rows still in memory are all after the last checkpoint, which the
     resume redoes, so metrics.jsonl ends with every step's row exactly once."""
     folder = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(folder)])
-    try:
-        deadline = time.monotonic() + 120
-        while not (folder / "checkpoints" / "step-000015.pt").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "the run never reached step 15"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    kill_when(KILLED_RUN, [str(folder)], folder / "checkpoints" / "step-000015.pt", "step 15")
     last = max(int(p.stem[5:]) for p in (folder / "checkpoints").glob("step-*.pt"))
     task = SineTask(seq_len=10, train_size=48, val_size=16, batch_size=8)
     torch.manual_seed(0)
