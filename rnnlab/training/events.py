@@ -10,10 +10,10 @@ The file is what TensorBoard's own writer makes (`events.out.tfevents.<time>.<ho
 CRC-32C of it), so TensorBoard and its readers take it as theirs. What differs is the cost: TensorBoard's
 writer hands each event to a thread of its own, which frames it with a pure-Python CRC (~20 µs a record)
 while holding the interpreter lock the training step needs; with a metrics row every step that was a fifth
-of a small model's step. Here the CRC is `google_crc32c`'s C code (~0.2 µs), the records collect in memory,
-and reach the file together at most `flush_s` seconds apart (and at `flush`/`close`): TensorBoard sees the
-run within seconds, a killed process loses at most the last `flush_s` of TensorBoard's copy (metrics.jsonl,
-written line by line, has every row).
+of a small model's step. Here the CRC is `google_crc32c`'s C code (~0.2 µs), the values wait in memory as
+they were given and become records together, at most `flush_s` seconds apart (and at `flush`/`close`):
+TensorBoard sees the run within seconds, a killed process loses at most the last `flush_s` of it. A run
+folder flushes its event file with its JSON-lines rows (`RunDir.flush`, before every checkpoint).
 """
 
 from __future__ import annotations
