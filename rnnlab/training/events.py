@@ -57,7 +57,8 @@ def scalar_values(prefix: str, values: Mapping[str, Any]) -> list[tuple[str, flo
 
 
 class EventFile:
-    """One TensorBoard event file in `folder` (made at the first event), buffered, see the module."""
+    """One TensorBoard event file in `folder` (made at the first flush with something to write), buffered,
+    see the module."""
 
     def __init__(self, folder: str | Path, flush_s: float = 2.0) -> None:
         self.folder, self.flush_s = Path(folder), flush_s
@@ -87,8 +88,9 @@ class EventFile:
             if self._file is None:
                 self._open()
             assert self._file is not None
+            pending, self._pending = self._pending, []  # taken first: a failed write is not redone
             records = []
-            for what, step, wall_time in self._pending:
+            for what, step, wall_time in pending:
                 if isinstance(what, tuple):
                     prefix, values, leave_out = what
                     kept = {k: v for k, v in values.items() if k not in leave_out}
@@ -100,7 +102,6 @@ class EventFile:
                 records.append(record(event.SerializeToString()))
             self._file.write(b"".join(records))
             self._file.flush()
-            self._pending.clear()
         self._flushed = time.monotonic()
 
     def close(self) -> None:
